@@ -6,7 +6,8 @@ export type CredentialKind = 'api_key' | 'jwt' | 'ephemeral' | 'admin_token';
 
 /**
  * The session configuration an ephemeral key was minted with. Its fields are applied upstream
- * on connect and may not be changed by the client afterwards.
+ * on connect and may not be changed by the client afterwards. Held in the dialect-neutral
+ * canonical form described in auth/locked-session.ts (includes `model`).
  */
 export type LockedSessionConfig = Record<string, unknown>;
 

@@ -5,7 +5,8 @@ export interface TokenCounts {
   image: number;
 }
 
-export interface RealtimeUsage {
+// A type alias, not an interface, so it is assignable to JSON objects when put on the wire.
+export type RealtimeUsage = {
   total_tokens: number;
   input_tokens: number;
   output_tokens: number;
@@ -17,7 +18,7 @@ export interface RealtimeUsage {
     cached_tokens_details: { text_tokens: number; audio_tokens: number; image_tokens: number };
   };
   output_token_details: { text_tokens: number; audio_tokens: number };
-}
+};
 
 export interface UsageTotals {
   input_tokens: number;

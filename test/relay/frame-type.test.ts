@@ -91,7 +91,7 @@ describe.each(readers)('%s', (_name, read) => {
       fc.property(fc.oneof(fc.string(), fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a).toString('latin1')), eventText.map((t) => t.slice(0, Math.max(0, t.length - 3)))), (text) => {
         const r = read(Buffer.from(text));
         const expected = jsonAnswer(text);
-        if (!isFrameProblem(r) && isFrameProblem(expected)) {
+        if (!isFrameProblem(r) && (expected === 'invalid_json' || expected === 'not_an_event')) {
           // The fast path does not validate the bytes after `type`: only a frame whose prefix
           // names a type may pass, and the upstream rejects the rest.
           expect(text.trimStart().startsWith('{')).toBe(true);

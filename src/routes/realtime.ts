@@ -1,0 +1,165 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type WebSocket from 'ws';
+import type { Principal } from '../auth/principal';
+import type { RelayConfig } from '../config/config';
+import { HttpError } from '../http/errors';
+import { CloseCode, clampReason } from '../relay/close-codes';
+import { errorEvent, type ProtocolError } from '../relay/protocol-errors';
+import { RelaySession, type SessionHooks, type SessionSummary } from '../relay/relay-session';
+import type { SessionRegistry } from '../relay/session-registry';
+import type { UpstreamProvider } from '../upstream';
+
+/** What the layers above the relay decide for one session, once the client is known. */
+export interface SessionContext {
+  sessionId: string;
+  principal: Principal;
+  model: string;
+  provider: UpstreamProvider;
+}
+
+export interface SessionPlan {
+  hooks: SessionHooks;
+  /** Called after the session has ended on both legs (billing of leftovers, limit release). */
+  onEnded?: (summary: SessionSummary) => Promise<void> | void;
+}
+
+export interface RealtimeRouteOptions {
+  config: RelayConfig;
+  provider: UpstreamProvider;
+  sessions: SessionRegistry;
+  /** Resolves the caller to a principal or throws an HttpError (401/403) before the upgrade. */
+  authenticate: (request: FastifyRequest) => Promise<Principal>;
+  /** Admission checks that need only the principal (budgets, connection limits); throw HttpError to refuse. */
+  admit?: (principal: Principal, request: FastifyRequest) => Promise<void>;
+  /** Checks that the model may be served (prices known, etc.); a ProtocolError refuses it after the upgrade. */
+  checkModel?: (model: string, principal: Principal) => ProtocolError | null;
+  /** Builds the session's hooks: metering, locked configuration, budget guard, metrics. */
+  planSession?: (ctx: SessionContext) => Promise<SessionPlan>;
+}
+
+const querySchema = {
+  type: 'object',
+  properties: {
+    model: { type: 'string', minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9._:/-]+$' },
+    call_id: { type: 'string', maxLength: 200 },
+  },
+} as const;
+
+interface RealtimeQuery {
+  model?: string;
+}
+
+/**
+ * `GET /v1/realtime?model=…`: the path and auth conventions of OpenAI's own endpoint, so
+ * official clients reach the relay by changing only their base URL.
+ */
+export const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (app, o) => {
+  const principals = new WeakMap<FastifyRequest, Principal>();
+
+  app.get<{ Querystring: RealtimeQuery }>(
+    '/v1/realtime',
+    {
+      websocket: true,
+      schema: { querystring: querySchema },
+      preValidation: async (request) => {
+        if (o.sessions.draining) throw new HttpError(503, 'relay_draining', 'This relay instance is shutting down; reconnect to another.');
+        if (request.headers.upgrade?.toLowerCase() !== 'websocket') {
+          throw new HttpError(426, 'upgrade_required', 'GET /v1/realtime is a WebSocket endpoint.');
+        }
+        const principal = await o.authenticate(request);
+        await o.admit?.(principal, request);
+        principals.set(request, principal);
+      },
+    },
+    (socket: WebSocket, request: FastifyRequest<{ Querystring: RealtimeQuery }>) => {
+      const principal = principals.get(request);
+      if (!principal) {
+        socket.close(CloseCode.policyViolation, 'unauthenticated');
+        return;
+      }
+      const model = request.query.model ?? principal.model ?? o.config.models.default;
+      const refusal = modelRefusal(o, principal, model);
+      if (refusal) {
+        socket.send(errorEvent(refusal));
+        socket.close(CloseCode.policyViolation, clampReason(refusal.message));
+        return;
+      }
+      void runSession(o, socket, request, principal, model);
+    },
+  );
+};
+
+function modelRefusal(o: RealtimeRouteOptions, principal: Principal, model: string): ProtocolError | null {
+  if (principal.model && principal.model !== model) {
+    return { type: 'invalid_request_error', code: 'model_not_allowed', message: `This key is bound to model ${principal.model}.`, param: 'model' };
+  }
+  const allowed = o.config.models.allowed;
+  if (allowed && !allowed.includes(model)) {
+    return { type: 'invalid_request_error', code: 'model_not_allowed', message: `Model ${model} is not served by this relay.`, param: 'model' };
+  }
+  return o.checkModel?.(model, principal) ?? null;
+}
+
+async function runSession(
+  o: RealtimeRouteOptions,
+  socket: WebSocket,
+  request: FastifyRequest,
+  principal: Principal,
+  model: string,
+): Promise<void> {
+  const sessionId = `rs_${randomUUID().replace(/-/g, '')}`;
+  const log = request.log.child({ session_id: sessionId, user: principal.user, tenant: principal.tenant, key_id: principal.keyId, model, provider: o.provider.name });
+  // Frames can arrive while the plan is being built (a DB round trip): hold them in order.
+  const early: Buffer[] = [];
+  const holdEarly = (data: Buffer): void => {
+    early.push(data);
+  };
+  socket.on('message', holdEarly);
+
+  let plan: SessionPlan;
+  try {
+    plan = o.planSession ? await o.planSession({ sessionId, principal, model, provider: o.provider }) : { hooks: {} };
+  } catch (err) {
+    log.error({ err }, 'session setup failed');
+    socket.send(errorEvent({ type: 'server_error', code: 'relay_error', message: 'The relay could not set up the session.' }));
+    socket.close(CloseCode.internalError, 'session setup failed');
+    return;
+  }
+  socket.off('message', holdEarly);
+
+  const session = new RelaySession({
+    sessionId,
+    client: socket,
+    upstream: o.provider.realtimeTarget(model, sessionId),
+    limits: o.config.relay,
+    connectTimeoutMs: o.config.upstream.connectTimeoutMs,
+    hooks: plan.hooks,
+  });
+  o.sessions.add(session);
+  log.info({ event: 'session_open' }, 'session open');
+  const done = session.run();
+  for (const frame of early) socket.emit('message', frame, false);
+  const summary = await done;
+  o.sessions.delete(session);
+  try {
+    await plan.onEnded?.(summary);
+  } catch (err) {
+    log.error({ err }, 'session end handling failed');
+  }
+  log.info(
+    {
+      event: 'session_close',
+      duration_ms: summary.durationMs,
+      frames_in: summary.clientFrames,
+      bytes_in: summary.clientBytes,
+      frames_out: summary.upstreamFrames,
+      bytes_out: summary.upstreamBytes,
+      client_close_code: summary.clientCloseCode,
+      upstream_close_code: summary.upstreamCloseCode,
+      end_reason: summary.endReason,
+      unfinished_responses: summary.unfinishedResponses.length,
+    },
+    'session closed',
+  );
+}

@@ -1,0 +1,373 @@
+import type { Migration, SqlDatabase, SqlValue } from './database';
+import { emptyUsage, type TokenUsage } from '../metering/usage';
+
+/**
+ * The usage ledger: one row per billed upstream event (a response, or an input transcription),
+ * keyed UNIQUE by (provider, response_id) so a replayed or retried write never counts twice.
+ * Money is stored as BIGINT nano-dollars (see metering/money.ts); times as Unix milliseconds.
+ */
+export const ledgerMigrations: readonly Migration[] = [
+  {
+    id: 'ledger_001_create',
+    sqlite: `
+      CREATE TABLE usage_ledger (
+        id TEXT PRIMARY KEY,
+        response_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        tenant_id TEXT,
+        key_id TEXT,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        status TEXT NOT NULL,
+        input_text_tokens INTEGER NOT NULL DEFAULT 0,
+        input_audio_tokens INTEGER NOT NULL DEFAULT 0,
+        input_image_tokens INTEGER NOT NULL DEFAULT 0,
+        cached_text_tokens INTEGER NOT NULL DEFAULT 0,
+        cached_audio_tokens INTEGER NOT NULL DEFAULT 0,
+        cached_image_tokens INTEGER NOT NULL DEFAULT 0,
+        output_text_tokens INTEGER NOT NULL DEFAULT 0,
+        output_audio_tokens INTEGER NOT NULL DEFAULT 0,
+        audio_duration_ms INTEGER NOT NULL DEFAULT 0,
+        cost_nanos INTEGER NOT NULL,
+        price_version TEXT NOT NULL,
+        price_model TEXT,
+        estimated INTEGER NOT NULL DEFAULT 0 CHECK (estimated IN (0, 1)),
+        created_at INTEGER NOT NULL,
+        UNIQUE (provider, response_id)
+      );
+      CREATE INDEX usage_ledger_user_time ON usage_ledger (user_id, created_at);
+      CREATE INDEX usage_ledger_tenant_time ON usage_ledger (tenant_id, created_at);
+      CREATE INDEX usage_ledger_time ON usage_ledger (created_at)`,
+    postgres: `
+      CREATE TABLE usage_ledger (
+        id TEXT PRIMARY KEY,
+        response_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        tenant_id TEXT,
+        key_id TEXT,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        status TEXT NOT NULL,
+        input_text_tokens BIGINT NOT NULL DEFAULT 0,
+        input_audio_tokens BIGINT NOT NULL DEFAULT 0,
+        input_image_tokens BIGINT NOT NULL DEFAULT 0,
+        cached_text_tokens BIGINT NOT NULL DEFAULT 0,
+        cached_audio_tokens BIGINT NOT NULL DEFAULT 0,
+        cached_image_tokens BIGINT NOT NULL DEFAULT 0,
+        output_text_tokens BIGINT NOT NULL DEFAULT 0,
+        output_audio_tokens BIGINT NOT NULL DEFAULT 0,
+        audio_duration_ms BIGINT NOT NULL DEFAULT 0,
+        cost_nanos BIGINT NOT NULL,
+        price_version TEXT NOT NULL,
+        price_model TEXT,
+        estimated BOOLEAN NOT NULL DEFAULT FALSE,
+        created_at BIGINT NOT NULL,
+        CONSTRAINT usage_ledger_response UNIQUE (provider, response_id)
+      );
+      CREATE INDEX usage_ledger_user_time ON usage_ledger (user_id, created_at);
+      CREATE INDEX usage_ledger_tenant_time ON usage_ledger (tenant_id, created_at);
+      CREATE INDEX usage_ledger_time ON usage_ledger (created_at)`,
+  },
+];
+
+export interface LedgerEntry {
+  /** Row id, chosen by the writer so that a spooled copy replays as the same row. */
+  id: string;
+  /** The upstream's response id; `transcription:<session id>:<item id>` for input transcriptions. */
+  responseId: string;
+  sessionId: string;
+  user: string;
+  tenant: string | null;
+  keyId: string | null;
+  provider: string;
+  model: string;
+  status: string;
+  usage: TokenUsage;
+  costNanos: bigint;
+  priceVersion: string;
+  /**
+   * The price entry actually used. Differs from `model` when the model was unpriced and billed
+   * at the configured fallback model; null when nothing could price it (cost 0).
+   */
+  priceModel: string | null;
+  estimated: boolean;
+  /** Unix milliseconds. */
+  createdAt: number;
+}
+
+/**
+ * 'inserted': new row. 'duplicate': a row with that key exists and was kept.
+ * 'replaced': an estimated row was overwritten by this exact one — the exact usage wins over
+ * an estimate whichever arrives first, and an estimate never overwrites anything.
+ */
+export type InsertResult = 'inserted' | 'duplicate' | 'replaced';
+
+export interface SpendFilter {
+  user?: string;
+  tenant?: string;
+  /** Inclusive lower bound. */
+  since?: Date;
+}
+
+export interface UsageFilter {
+  user?: string;
+  tenant?: string;
+  model?: string;
+  /** Inclusive. */
+  from?: Date;
+  /** Exclusive. */
+  to?: Date;
+}
+
+export type UsageGroupBy = 'day' | 'model' | 'user' | null;
+
+export interface UsageTotals {
+  responses: number;
+  estimated_responses: number;
+  input_text_tokens: number;
+  input_audio_tokens: number;
+  input_image_tokens: number;
+  cached_text_tokens: number;
+  cached_audio_tokens: number;
+  cached_image_tokens: number;
+  output_text_tokens: number;
+  output_audio_tokens: number;
+  audio_duration_ms: number;
+  cost_nanos: bigint;
+}
+
+export interface UsageRow extends UsageTotals {
+  /** The UTC day (YYYY-MM-DD), model or user of the group; null when not grouped. */
+  key: string | null;
+}
+
+/** Spend over several windows at once, for budget checks. */
+export interface SpendSummary {
+  daily: bigint;
+  monthly: bigint;
+  total: bigint;
+}
+
+/** The reading side, shared by Ledger and DurableLedger, so routes and guards take either. */
+export interface LedgerReader {
+  spend(filter: SpendFilter): Promise<bigint>;
+  spendSummary(subject: { user: string } | { tenant: string }, starts: { daily: Date; monthly: Date }): Promise<SpendSummary>;
+  usage(filter: UsageFilter, groupBy?: UsageGroupBy): Promise<UsageRow[]>;
+}
+
+const TOKEN_COLUMNS = [
+  ['input_text', 'input_text_tokens'],
+  ['input_audio', 'input_audio_tokens'],
+  ['input_image', 'input_image_tokens'],
+  ['cached_text', 'cached_text_tokens'],
+  ['cached_audio', 'cached_audio_tokens'],
+  ['cached_image', 'cached_image_tokens'],
+  ['output_text', 'output_text_tokens'],
+  ['output_audio', 'output_audio_tokens'],
+  ['duration_ms', 'audio_duration_ms'],
+] as const;
+
+const COLUMNS = [
+  'id',
+  'response_id',
+  'session_id',
+  'user_id',
+  'tenant_id',
+  'key_id',
+  'provider',
+  'model',
+  'status',
+  ...TOKEN_COLUMNS.map(([, c]) => c),
+  'cost_nanos',
+  'price_version',
+  'price_model',
+  'estimated',
+  'created_at',
+];
+
+const INSERT_SQL = `INSERT INTO usage_ledger (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map((_, i) => `$${i + 1}`).join(', ')}) ON CONFLICT DO NOTHING`;
+
+// Everything but the key and id: the exact row takes over the estimated one in place.
+const REPLACE_COLUMNS = COLUMNS.filter((c) => c !== 'id' && c !== 'provider' && c !== 'response_id');
+const REPLACE_SQL =
+  `UPDATE usage_ledger SET ${REPLACE_COLUMNS.map((c, i) => `${c} = $${i + 1}`).join(', ')} ` +
+  `WHERE provider = $${REPLACE_COLUMNS.length + 1} AND response_id = $${REPLACE_COLUMNS.length + 2} AND estimated = $${REPLACE_COLUMNS.length + 3}`;
+
+function values(e: LedgerEntry): Record<string, SqlValue> {
+  const v: Record<string, SqlValue> = {
+    id: e.id,
+    response_id: e.responseId,
+    session_id: e.sessionId,
+    user_id: e.user,
+    tenant_id: e.tenant,
+    key_id: e.keyId,
+    provider: e.provider,
+    model: e.model,
+    status: e.status,
+    cost_nanos: e.costNanos,
+    price_version: e.priceVersion,
+    price_model: e.priceModel,
+    estimated: e.estimated,
+    created_at: e.createdAt,
+  };
+  for (const [field, column] of TOKEN_COLUMNS) v[column] = e.usage[field];
+  return v;
+}
+
+/** Sums come back as text from both backends (PostgreSQL numeric, SQLite CAST) and become exact bigints. */
+const sumText = (expr: string): string => `CAST(COALESCE(SUM(${expr}), 0) AS TEXT)`;
+
+function toBigInt(v: unknown): bigint {
+  if (typeof v === 'bigint') return v;
+  if (typeof v === 'number') return BigInt(v);
+  if (typeof v === 'string' && /^-?\d+$/.test(v)) return BigInt(v);
+  throw new TypeError(`not an integer: ${String(v)}`);
+}
+
+function toNumber(v: unknown): number {
+  const n = toBigInt(v);
+  if (n > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`token total ${n} exceeds 2^53`);
+  return Number(n);
+}
+
+export class Ledger implements LedgerReader {
+  constructor(private readonly db: SqlDatabase) {}
+
+  /** Inserts a row unless its (provider, response_id) exists; an exact row replaces an estimate. */
+  async insert(entry: LedgerEntry): Promise<InsertResult> {
+    const v = values(entry);
+    const inserted = await this.db.run(INSERT_SQL, COLUMNS.map((c) => v[c]));
+    if (inserted > 0) return 'inserted';
+    if (entry.estimated) return 'duplicate';
+    const params = [...REPLACE_COLUMNS.map((c) => v[c]), entry.provider, entry.responseId, true];
+    const replaced = await this.db.run(REPLACE_SQL, params);
+    return replaced > 0 ? 'replaced' : 'duplicate';
+  }
+
+  async find(provider: string, responseId: string): Promise<LedgerEntry | null> {
+    const rows = await this.db.query<Record<string, unknown>>(
+      `SELECT ${COLUMNS.map((c) => (c === 'cost_nanos' ? 'CAST(cost_nanos AS TEXT) AS cost_nanos' : c)).join(', ')}
+       FROM usage_ledger WHERE provider = $1 AND response_id = $2`,
+      [provider, responseId],
+    );
+    const r = rows[0];
+    if (!r) return null;
+    const usage = emptyUsage();
+    for (const [field, column] of TOKEN_COLUMNS) usage[field] = toNumber(r[column]);
+    return {
+      id: String(r.id),
+      responseId: String(r.response_id),
+      sessionId: String(r.session_id),
+      user: String(r.user_id),
+      tenant: r.tenant_id === null ? null : String(r.tenant_id),
+      keyId: r.key_id === null ? null : String(r.key_id),
+      provider: String(r.provider),
+      model: String(r.model),
+      status: String(r.status),
+      usage,
+      costNanos: toBigInt(r.cost_nanos),
+      priceVersion: String(r.price_version),
+      priceModel: r.price_model === null ? null : String(r.price_model),
+      estimated: r.estimated === true || r.estimated === 1,
+      createdAt: toNumber(r.created_at),
+    };
+  }
+
+  async spend(filter: SpendFilter): Promise<bigint> {
+    const where: string[] = [];
+    const params: SqlValue[] = [];
+    if (filter.user !== undefined) {
+      params.push(filter.user);
+      where.push(`user_id = $${params.length}`);
+    }
+    if (filter.tenant !== undefined) {
+      params.push(filter.tenant);
+      where.push(`tenant_id = $${params.length}`);
+    }
+    if (filter.since) {
+      params.push(filter.since.getTime());
+      where.push(`created_at >= $${params.length}`);
+    }
+    const rows = await this.db.query<{ spend: unknown }>(
+      `SELECT ${sumText('cost_nanos')} AS spend FROM usage_ledger${where.length ? ` WHERE ${where.join(' AND ')}` : ''}`,
+      params,
+    );
+    return toBigInt(rows[0]?.spend ?? '0');
+  }
+
+  /** Daily, monthly and all-time spend of one user or tenant in one indexed scan. */
+  async spendSummary(subject: { user: string } | { tenant: string }, starts: { daily: Date; monthly: Date }): Promise<SpendSummary> {
+    const [column, id] = 'user' in subject ? ['user_id', subject.user] : ['tenant_id', subject.tenant];
+    const rows = await this.db.query<{ daily: unknown; monthly: unknown; total: unknown }>(
+      `SELECT ${sumText('CASE WHEN created_at >= $2 THEN cost_nanos ELSE 0 END')} AS daily,
+              ${sumText('CASE WHEN created_at >= $3 THEN cost_nanos ELSE 0 END')} AS monthly,
+              ${sumText('cost_nanos')} AS total
+       FROM usage_ledger WHERE ${column} = $1`,
+      [id, starts.daily.getTime(), starts.monthly.getTime()],
+    );
+    const r = rows[0];
+    return { daily: toBigInt(r?.daily ?? '0'), monthly: toBigInt(r?.monthly ?? '0'), total: toBigInt(r?.total ?? '0') };
+  }
+
+  async usage(filter: UsageFilter, groupBy: UsageGroupBy = null): Promise<UsageRow[]> {
+    const where: string[] = [];
+    const params: SqlValue[] = [];
+    const add = (sql: string, value: SqlValue): void => {
+      params.push(value);
+      where.push(sql.replace('?', `$${params.length}`));
+    };
+    if (filter.user !== undefined) add('user_id = ?', filter.user);
+    if (filter.tenant !== undefined) add('tenant_id = ?', filter.tenant);
+    if (filter.model !== undefined) add('model = ?', filter.model);
+    if (filter.from) add('created_at >= ?', filter.from.getTime());
+    if (filter.to) add('created_at < ?', filter.to.getTime());
+
+    const key = this.groupExpression(groupBy);
+    const select = [
+      `${key} AS group_key`,
+      'CAST(COUNT(*) AS TEXT) AS responses',
+      `${sumText('CASE WHEN estimated THEN 1 ELSE 0 END')} AS estimated_responses`,
+      ...TOKEN_COLUMNS.map(([, c]) => `${sumText(c)} AS ${c}`),
+      `${sumText('cost_nanos')} AS cost_nanos`,
+    ];
+    const grouped = groupBy !== null;
+    const rows = await this.db.query<Record<string, unknown>>(
+      `SELECT ${select.join(', ')} FROM usage_ledger` +
+        (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
+        (grouped ? ' GROUP BY 1 ORDER BY 1' : ''),
+      params,
+    );
+    return rows.map((r) => ({
+      key: grouped && r.group_key !== null && r.group_key !== undefined ? String(r.group_key) : null,
+      responses: toNumber(r.responses),
+      estimated_responses: toNumber(r.estimated_responses),
+      input_text_tokens: toNumber(r.input_text_tokens),
+      input_audio_tokens: toNumber(r.input_audio_tokens),
+      input_image_tokens: toNumber(r.input_image_tokens),
+      cached_text_tokens: toNumber(r.cached_text_tokens),
+      cached_audio_tokens: toNumber(r.cached_audio_tokens),
+      cached_image_tokens: toNumber(r.cached_image_tokens),
+      output_text_tokens: toNumber(r.output_text_tokens),
+      output_audio_tokens: toNumber(r.output_audio_tokens),
+      audio_duration_ms: toNumber(r.audio_duration_ms),
+      cost_nanos: toBigInt(r.cost_nanos),
+    }));
+  }
+
+  private groupExpression(groupBy: UsageGroupBy): string {
+    switch (groupBy) {
+      case 'day':
+        return this.db.dialect === 'postgres'
+          ? `to_char(to_timestamp(created_at / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')`
+          : `strftime('%Y-%m-%d', created_at / 1000, 'unixepoch')`;
+      case 'model':
+        return 'model';
+      case 'user':
+        return 'user_id';
+      default:
+        return 'NULL';
+    }
+  }
+}

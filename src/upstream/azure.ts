@@ -1,0 +1,34 @@
+import type { UpstreamConfig } from '../config/config';
+import { toWebSocketBase, type UpstreamProvider, type UpstreamTarget } from './provider';
+
+/**
+ * Azure OpenAI names a deployment instead of a model and takes its key in `api-key`.
+ * Beta: `/openai/realtime?api-version=…&deployment=…`; GA: `/openai/v1/realtime?model=…`.
+ */
+export function azureProvider(c: UpstreamConfig): UpstreamProvider {
+  if (!c.azure) throw new Error('azure provider needs AZURE_OPENAI_RESOURCE or AZURE_OPENAI_ENDPOINT');
+  const { endpoint, apiVersion } = c.azure;
+  const wsBase = toWebSocketBase(endpoint);
+  const headers: Record<string, string> = { 'api-key': c.apiKey ?? '' };
+  if (c.dialect === 'beta') headers['OpenAI-Beta'] = 'realtime=v1';
+
+  return {
+    name: 'azure',
+    dialect: c.dialect,
+    realtimeTarget(deployment: string, sessionId: string): UpstreamTarget {
+      const d = encodeURIComponent(deployment);
+      const url =
+        c.dialect === 'ga'
+          ? `${wsBase}/openai/v1/realtime?model=${d}`
+          : `${wsBase}/openai/realtime?api-version=${encodeURIComponent(apiVersion)}&deployment=${d}`;
+      return { url, headers: { ...headers, 'X-Client-Request-Id': sessionId } };
+    },
+    httpTarget(path: string): UpstreamTarget {
+      const url =
+        c.dialect === 'ga'
+          ? `${endpoint}/openai/v1${path}`
+          : `${endpoint}/openai${path}?api-version=${encodeURIComponent(apiVersion)}`;
+      return { url, headers: { ...headers, 'Content-Type': 'application/json' } };
+    },
+  };
+}

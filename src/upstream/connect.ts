@@ -1,0 +1,68 @@
+import WebSocket from 'ws';
+import { mapHandshakeFailure, type HandshakeFailure } from '../relay/close-codes';
+import type { UpstreamTarget } from './provider';
+
+export interface ConnectOptions {
+  timeoutMs: number;
+  compression: boolean;
+  maxPayload: number;
+}
+
+export type ConnectResult =
+  | { ok: true; socket: WebSocket; handshakeMs: number }
+  | { ok: false; failure: HandshakeFailure; status: number | 'timeout' | 'network'; handshakeMs: number };
+
+const MAX_ERROR_BODY = 16 * 1024;
+
+/**
+ * Opens the upstream WebSocket and resolves once it is open or has definitely failed.
+ * A refused handshake's JSON body is read (bounded) for its error code; it never carries our key.
+ */
+export function connectUpstream(target: UpstreamTarget, o: ConnectOptions): { socket: WebSocket; result: Promise<ConnectResult> } {
+  const started = performance.now();
+  const socket = new WebSocket(target.url, {
+    headers: target.headers,
+    perMessageDeflate: o.compression,
+    handshakeTimeout: o.timeoutMs,
+    maxPayload: o.maxPayload,
+  });
+  const result = new Promise<ConnectResult>((resolve) => {
+    let settled = false;
+    const settle = (r: ConnectResult): void => {
+      if (settled) return;
+      settled = true;
+      resolve(r);
+    };
+    const elapsed = (): number => performance.now() - started;
+    socket.once('open', () => settle({ ok: true, socket, handshakeMs: elapsed() }));
+    socket.once('unexpected-response', (_req, res) => {
+      const status = res.statusCode ?? 502;
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        if (size < MAX_ERROR_BODY) chunks.push(c);
+        size += c.length;
+      });
+      const finish = (): void => {
+        let code: string | undefined;
+        try {
+          const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error?: { code?: unknown } };
+          if (typeof body.error?.code === 'string') code = body.error.code;
+        } catch {
+          /* a non-JSON error body: the status alone decides */
+        }
+        settle({ ok: false, status, failure: mapHandshakeFailure(status, code), handshakeMs: elapsed() });
+        socket.terminate();
+      };
+      res.once('end', finish);
+      res.once('error', finish);
+      res.once('aborted', finish);
+    });
+    socket.on('error', (err: Error) => {
+      const status = /handshake has timed out/i.test(err.message) ? 'timeout' : 'network';
+      settle({ ok: false, status, failure: mapHandshakeFailure(status), handshakeMs: elapsed() });
+    });
+    socket.once('close', () => settle({ ok: false, status: 'network', failure: mapHandshakeFailure('network'), handshakeMs: elapsed() }));
+  });
+  return { socket, result };
+}
