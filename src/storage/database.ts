@@ -43,9 +43,10 @@ export async function openDatabase(databaseUrl: string): Promise<SqlDatabase> {
 export async function migrate(db: SqlDatabase, migrations: readonly Migration[]): Promise<string[]> {
   const applied: string[] = [];
   const ddl = 'CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL)';
-  await db.run(ddl);
   await db.transaction(async (tx) => {
+    // The lock comes first: two instances creating schema_migrations at once collide in the catalog.
     if (tx.dialect === 'postgres') await tx.query('SELECT pg_advisory_xact_lock(727465)');
+    await tx.run(ddl);
     const done = new Set((await tx.query<{ id: string }>('SELECT id FROM schema_migrations')).map((r) => r.id));
     for (const m of migrations) {
       if (done.has(m.id)) continue;

@@ -21,6 +21,25 @@ export function toSqlitePlaceholders(sql: string, params: readonly SqlValue[]): 
   return { sql: rewritten, params: ordered };
 }
 
+/**
+ * better-sqlite3's error class comes from the realm that first loaded the addon, so under test
+ * runners with per-file realms its errors fail `instanceof Error`. Rethrow as a plain Error
+ * that keeps the SQLite code (e.g. SQLITE_CONSTRAINT_UNIQUE).
+ */
+function normalised(err: unknown): Error {
+  if (err instanceof Error) return err;
+  const e = err as { message?: unknown; code?: unknown };
+  return Object.assign(new Error(typeof e?.message === 'string' ? e.message : String(err)), { code: e?.code });
+}
+
+function guarded<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw normalised(err);
+  }
+}
+
 class SqliteDatabase implements SqlDatabase {
   readonly dialect = 'sqlite' as const;
   private inTransaction = false;
@@ -29,29 +48,33 @@ class SqliteDatabase implements SqlDatabase {
 
   async query<Row extends object>(sql: string, params: readonly SqlValue[] = []): Promise<Row[]> {
     const q = toSqlitePlaceholders(sql, params);
-    const stmt = this.driver.prepare(q.sql);
-    if (!stmt.reader) {
-      stmt.run(...q.params);
-      return [];
-    }
-    return stmt.all(...q.params) as Row[];
+    return guarded(() => {
+      const stmt = this.driver.prepare(q.sql);
+      if (!stmt.reader) {
+        stmt.run(...q.params);
+        return [];
+      }
+      return stmt.all(...q.params) as Row[];
+    });
   }
 
   async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
     const q = toSqlitePlaceholders(sql, params);
-    const stmt = this.driver.prepare(q.sql);
-    if (stmt.reader) {
-      stmt.all(...q.params);
-      return 0;
-    }
-    return stmt.run(...q.params).changes;
+    return guarded(() => {
+      const stmt = this.driver.prepare(q.sql);
+      if (stmt.reader) {
+        stmt.all(...q.params);
+        return 0;
+      }
+      return stmt.run(...q.params).changes;
+    });
   }
 
   async transaction<T>(fn: (tx: SqlDatabase) => Promise<T>): Promise<T> {
     // better-sqlite3 is synchronous and the handle is per process, so an async callback
     // is safe as long as no other transaction interleaves: nested calls reuse the outer one.
     if (this.inTransaction) return fn(this);
-    this.driver.exec('BEGIN IMMEDIATE');
+    guarded(() => this.driver.exec('BEGIN IMMEDIATE'));
     this.inTransaction = true;
     try {
       const result = await fn(this);
