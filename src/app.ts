@@ -1,0 +1,170 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import websocket from '@fastify/websocket';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { Authenticator, requireScope } from './auth/authenticator';
+import { selectSubprotocol } from './auth/credentials';
+import type { Principal } from './auth/principal';
+import type { RelayConfig } from './config/config';
+import { HttpError, installErrorHandler } from './http/errors';
+import { createLogger } from './logging';
+import { openMetering, type Metering } from './metering';
+import { SessionRegistry } from './relay/session-registry';
+import { adminBudgetRoutes } from './routes/admin-budgets';
+import { adminKeyRoutes } from './routes/admin-keys';
+import { healthRoutes } from './routes/health';
+import { mintRoutes, type ProviderMint } from './routes/mint';
+import { realtimeRoutes } from './routes/realtime';
+import { usageRoutes } from './routes/usage';
+import { createSessionPlanner, type SessionObserver } from './session/plan-session';
+import { RealtimeSimulator } from './simulator';
+import { openDatabase, type SqlDatabase } from './storage/database';
+import { createProvider, type UpstreamProvider } from './upstream';
+
+export interface RelayServices {
+  config: RelayConfig;
+  logger: Logger;
+  db: SqlDatabase;
+  provider: UpstreamProvider;
+  authenticator: Authenticator;
+  metering: Metering;
+  sessions: SessionRegistry;
+  /** Present when UPSTREAM_PROVIDER=simulator: the built-in upstream. */
+  simulator?: RealtimeSimulator;
+}
+
+export interface Relay {
+  app: FastifyInstance;
+  services: RelayServices;
+  /** Starts listening; resolves with the base URL (http(s)://host:port). */
+  listen(): Promise<string>;
+  /** Graceful stop: refuse new sessions, drain, flush the ledger, close everything. */
+  shutdown(): Promise<void>;
+}
+
+export interface CreateRelayOptions {
+  logger?: Logger;
+  /** Extra per-session observers (metrics). */
+  observer?: SessionObserver;
+}
+
+/**
+ * Builds the relay from its configuration: storage, identity, metering, the upstream provider
+ * (or the built-in simulator) and every route, each a Fastify plugin with its own state.
+ */
+export async function createRelay(config: RelayConfig, opts: CreateRelayOptions = {}): Promise<Relay> {
+  const logger = opts.logger ?? createLogger(config.logLevel);
+  if (config.auth.tokenSecretGenerated) {
+    logger.warn('RELAY_TOKEN_SECRET is not set: ephemeral keys are signed with a per-process secret and will not survive a restart or work on other instances');
+  }
+
+  let simulator: RealtimeSimulator | undefined;
+  let provider: UpstreamProvider;
+  if (config.upstream.provider === 'simulator') {
+    const simKey = `sk-sim-${randomBytes(16).toString('hex')}`;
+    simulator = new RealtimeSimulator({ apiKey: simKey, deltaIntervalMs: 20 });
+    await simulator.start();
+    provider = createProvider(config.upstream, { baseUrl: simulator.baseUrl, apiKey: simKey });
+    logger.warn({ upstream: simulator.baseUrl }, 'no provider key configured: serving from the built-in simulated upstream');
+  } else {
+    provider = createProvider(config.upstream);
+  }
+
+  const db = await openDatabase(config.storage.databaseUrl);
+  const authenticator = new Authenticator({ config, db, logger });
+  await authenticator.init();
+  const metering = await openMetering({ db, config, logger });
+  const sessions = new SessionRegistry();
+
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: config.limits.bodyLimitBytes,
+    ...(config.tls ? { https: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } } : {}),
+  }) as unknown as FastifyInstance;
+  installErrorHandler(app);
+
+  await app.register(websocket, {
+    options: {
+      // ws closes the socket (1009) past this; frames between MAX_FRAME_BYTES and it get an error event and the session goes on.
+      maxPayload: config.relay.maxFrameBytes * 2 + 1024 * 1024,
+      perMessageDeflate: config.relay.compression,
+      handleProtocols: (offered: Set<string>) => selectSubprotocol(offered),
+    },
+  });
+
+  const authenticate = (scope: 'realtime' | 'usage') => async (request: FastifyRequest): Promise<Principal> => {
+    const principal = await authenticator.authenticateRequest(request);
+    requireScope(principal, scope);
+    return principal;
+  };
+  const authenticateAdmin = async (request: FastifyRequest): Promise<Principal> => {
+    const principal = await authenticator.authenticateRequest(request);
+    requireScope(principal, 'admin');
+    return principal;
+  };
+
+  const providerMint: ProviderMint = {
+    fetch: async (path, body) => {
+      const target = provider.httpTarget(path);
+      const res = await fetch(target.url, { method: 'POST', headers: target.headers, body: JSON.stringify(body), signal: AbortSignal.timeout(config.upstream.connectTimeoutMs) });
+      const text = await res.text();
+      let parsed: unknown = null;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = { error: { message: 'upstream answered with a non-JSON body', type: 'server_error', code: 'upstream_error' } };
+      }
+      return { status: res.status, body: parsed };
+    },
+  };
+
+  await app.register(healthRoutes, {
+    sessions,
+    readinessChecks: { database: () => db.ping() },
+  });
+  await app.register(realtimeRoutes, {
+    config,
+    provider,
+    sessions,
+    authenticate: authenticate('realtime'),
+    admit: async (principal) => {
+      const verdict = await metering.guard.check({ user: principal.user, tenant: principal.tenant });
+      if (!verdict.ok) {
+        throw new HttpError(402, 'insufficient_quota', `The ${verdict.period} spending limit of this ${verdict.scope} has been reached.`, 'insufficient_quota');
+      }
+    },
+    checkModel: (model) =>
+      metering.pricing(provider.name, model).status === 'unpriced'
+        ? { type: 'invalid_request_error', code: 'model_not_priced', message: `Model ${model} has no price configured on this relay.`, param: 'model' }
+        : null,
+    planSession: createSessionPlanner({ config, metering, logger, observer: opts.observer }),
+  });
+  await app.register(mintRoutes, { authenticator, config, ephemeralKeys: authenticator.ephemeralKeys, providerMint });
+  await app.register(adminKeyRoutes, { authenticator, keyStore: authenticator.keyStore, ephemeralKeys: authenticator.ephemeralKeys });
+  await app.register(usageRoutes, { ledger: metering.ledger, authenticate: authenticate('usage'), authenticateAdmin });
+  await app.register(adminBudgetRoutes, { budgets: metering.budgets, guard: metering.guard, authenticateAdmin });
+
+  const services: RelayServices = { config, logger, db, provider, authenticator, metering, sessions, simulator };
+  let stopping: Promise<void> | null = null;
+
+  return {
+    app,
+    services,
+    async listen() {
+      return app.listen({ port: config.port, host: config.host });
+    },
+    shutdown() {
+      stopping ??= (async () => {
+        logger.info({ active_sessions: sessions.size, drain_timeout_ms: config.relay.drainTimeoutMs }, 'draining');
+        const { closedByRelay } = await sessions.drain(config.relay.drainTimeoutMs, config.relay.cancelWaitMs);
+        await app.close();
+        const leftInSpool = await metering.close(5000);
+        await db.close();
+        await simulator?.stop();
+        logger.info({ closed_by_relay: closedByRelay, spooled_rows_left: leftInSpool }, 'stopped');
+      })();
+      return stopping;
+    },
+  };
+}

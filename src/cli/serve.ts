@@ -1,0 +1,29 @@
+import { loadConfig } from '../config/config';
+import { createRelay } from '../app';
+
+/**
+ * `realtime-relay serve`: starts the relay and stops it gracefully on SIGTERM/SIGINT
+ * (refuse new sessions, let open ones finish up to DRAIN_TIMEOUT_MS, close the rest with 1001,
+ * flush the ledger).
+ */
+export async function serve(): Promise<void> {
+  const config = loadConfig();
+  const relay = await createRelay(config);
+  const url = await relay.listen();
+  relay.services.logger.info({ url, provider: config.upstream.provider, dialect: config.upstream.dialect, default_model: config.models.default }, 'relay listening');
+  let signalled = false;
+  const stop = (signal: string): void => {
+    if (signalled) return;
+    signalled = true;
+    relay.services.logger.info({ signal }, 'shutdown requested');
+    relay
+      .shutdown()
+      .then(() => process.exit(0))
+      .catch((err: unknown) => {
+        relay.services.logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
