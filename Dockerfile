@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# Build stage: the full Node image has python3, make and g++ for better-sqlite3's native build.
+FROM node:20-bookworm AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY config ./config
+COPY public ./public
+RUN npm run build
+RUN npm prune --omit=dev --no-audit --no-fund
+
+# Runtime stage: only production dependencies, compiled code, config and static files.
+FROM node:20-bookworm-slim AS runtime
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=8080 \
+    DATABASE_URL=sqlite:/app/data/relay.db \
+    SPOOL_DIR=/app/data/spool
+WORKDIR /app
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY --from=build /app/config ./config
+COPY --from=build /app/public ./public
+RUN mkdir -p /app/data && chown -R node:node /app/data
+USER node
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))"]
+# SIGTERM drains sessions (DRAIN_TIMEOUT_MS); give the container at least that long to stop.
+STOPSIGNAL SIGTERM
+CMD ["node", "dist/src/cli/index.js", "serve"]
