@@ -70,7 +70,15 @@ export function createSessionPlanner(deps: {
           if (err) return { action: 'reject', error: { type: 'invalid_request_error', ...err, event_id: clientEventId(event) } };
           if (overBudget) return refuseOverBudget(event);
           // Spend may have happened on another instance or session: ask the ledger every time.
-          const verdict = await metering.guard.check(who);
+          let verdict;
+          try {
+            verdict = await metering.guard.check(who);
+          } catch (err) {
+            // The ledger is unreachable: usage is spooled meanwhile, so keep the conversation
+            // going (fail open) rather than turning a database outage into a voice outage.
+            deps.logger.warn({ err, session_id: sessionId }, 'budget check unavailable; allowing the response');
+            return { action: 'forward' };
+          }
           if (!verdict.ok) {
             overBudget = true;
             return refuseOverBudget(event);
