@@ -16,10 +16,14 @@ export interface SessionContext {
   principal: Principal;
   model: string;
   provider: UpstreamProvider;
+  /** Re-checks the credential the session was opened with (expiry, revocation). */
+  credentialStillValid: () => Promise<boolean>;
 }
 
 export interface SessionPlan {
   hooks: SessionHooks;
+  /** Called once the session exists, before any frame is relayed. */
+  onStarted?: (session: RelaySession) => void;
   /** Called after the session has ended on both legs (billing of leftovers, limit release). */
   onEnded?: (summary: SessionSummary) => Promise<void> | void;
 }
@@ -119,7 +123,12 @@ async function runSession(
 
   let plan: SessionPlan;
   try {
-    plan = o.planSession ? await o.planSession({ sessionId, principal, model, provider: o.provider }) : { hooks: {} };
+    const credentialStillValid = (): Promise<boolean> =>
+      o.authenticate(request).then(
+        () => true,
+        () => false,
+      );
+    plan = o.planSession ? await o.planSession({ sessionId, principal, model, provider: o.provider, credentialStillValid }) : { hooks: {} };
   } catch (err) {
     log.error({ err }, 'session setup failed');
     socket.send(errorEvent({ type: 'server_error', code: 'relay_error', message: 'The relay could not set up the session.' }));
@@ -137,6 +146,7 @@ async function runSession(
     hooks: plan.hooks,
   });
   o.sessions.add(session);
+  plan.onStarted?.(session);
   log.info({ event: 'session_open' }, 'session open');
   const done = session.run();
   for (const frame of early) socket.emit('message', frame, false);

@@ -17,6 +17,9 @@ export interface SessionObserver {
   onBilled?(provider: string, model: string): void;
 }
 
+/** How often a session re-checks its credential when CUT_SESSION_ON_CREDENTIAL_EXPIRY is on. */
+export const CREDENTIAL_RECHECK_MS = 5000;
+
 const BUDGET_EXCEEDED: ProtocolError = {
   type: 'insufficient_quota',
   code: 'budget_exceeded',
@@ -37,7 +40,7 @@ export function createSessionPlanner(deps: {
   const { config, metering, observer } = deps;
   const dialect = config.upstream.dialect;
 
-  return async ({ sessionId, principal, model, provider }) => {
+  return async ({ sessionId, principal, model, provider, credentialStillValid }) => {
     const meter = metering.newSessionMeter({ sessionId, user: principal.user, tenant: principal.tenant, keyId: principal.keyId, provider: provider.name, model });
     const who = { user: principal.user, tenant: principal.tenant };
     const locked = principal.lockedSession;
@@ -132,10 +135,27 @@ export function createSessionPlanner(deps: {
       onHandshakeFailure: (_f, status) => observer?.onHandshakeFailure?.(status),
     };
 
+    let credentialWatch: NodeJS.Timeout | null = null;
     return {
       hooks,
+      onStarted: (session) => {
+        // A credential is checked at connect; cutting a running session when it later expires
+        // or is revoked is an operator's choice (CUT_SESSION_ON_CREDENTIAL_EXPIRY).
+        if (!config.auth.cutSessionOnCredentialExpiry) return;
+        credentialWatch = setInterval(() => {
+          void credentialStillValid().then((valid) => {
+            if (valid) return;
+            session.sendToClient(errorEvent({ type: 'invalid_request_error', code: 'credential_expired', message: 'The credential this session was opened with has expired or was revoked.' }));
+            session.close(CloseCode.policyViolation, 'credential expired or revoked', 'credential_expired');
+          });
+        }, CREDENTIAL_RECHECK_MS);
+        credentialWatch.unref();
+      },
       // A response cut off without its response.done is billed as an estimate.
-      onEnded: () => meter.onSessionEnd(),
+      onEnded: () => {
+        if (credentialWatch) clearInterval(credentialWatch);
+        return meter.onSessionEnd();
+      },
     };
   };
 }

@@ -108,4 +108,29 @@ describe('identity through the relay', () => {
     expect(beta.body.client_secret.value).toMatch(/^ek_sim_/);
     expect(a.relay.services.simulator?.stats.mintedKeys).toBe(2);
   });
+
+  it.each([
+    ['keeps', 'false'],
+    ['cuts', 'true'],
+  ])('%s a running session whose key is revoked when CUT_SESSION_ON_CREDENTIAL_EXPIRY=%s', async (_verb, cut) => {
+    a = await startRelay({ CUT_SESSION_ON_CREDENTIAL_EXPIRY: cut });
+    const key = await a.createKey('henry', ['realtime']);
+    const c = await TestClient.connect(a.wsUrl, { headers: { authorization: `Bearer ${key}` } });
+    await c.waitFor('session.created');
+    const id = key.split('_')[1];
+    const revoked = await a.request('DELETE', `/admin/keys/${id}`, { headers: { authorization: `Bearer ${a.adminToken}` } });
+    expect(revoked.status).toBe(200);
+    // New sessions are refused at once, on every instance (no cache).
+    expect((await refusedUpgrade(a.wsUrl, { headers: { authorization: `Bearer ${key}` } })).status).toBe(401);
+    const outcome = await Promise.race([c.closed, new Promise<'open'>((r) => setTimeout(() => r('open'), 7000))]);
+    if (cut === 'true') {
+      expect(outcome).toMatchObject({ code: 1008 });
+      expect(c.events.some((e) => e.type === 'error' && (e.error as { code: string }).code === 'credential_expired')).toBe(true);
+    } else {
+      expect(outcome).toBe('open');
+      c.send({ type: 'response.create' });
+      await c.waitFor('response.done');
+      c.close();
+    }
+  }, 15000);
 });
