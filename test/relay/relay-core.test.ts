@@ -204,4 +204,47 @@ describe('relay core against the simulator', () => {
     c.close();
     flood.close();
   });
+
+  it('closes an idle session with 4000 and a session past its maximum duration with 4001', async () => {
+    h = await startCoreHarness({ IDLE_TIMEOUT_MS: '300', MAX_SESSION_MS: '60000' });
+    const idle = await TestClient.connect(h.url);
+    await idle.waitFor('session.created');
+    const idleClose = await idle.closed;
+    expect(idleClose.code).toBe(CloseCode.idleTimeout);
+    expect(idle.events.at(-1)).toMatchObject({ type: 'error', error: { code: 'idle_timeout' } });
+    await h.close();
+
+    h = await startCoreHarness({ MAX_SESSION_MS: '1000' });
+    const long = await TestClient.connect(h.url);
+    const started = Date.now();
+    const longClose = await long.closed;
+    expect(longClose.code).toBe(CloseCode.maxDuration);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+  });
+
+  it('drops a client that stops answering pings, and closes its upstream', async () => {
+    h = await startCoreHarness({ PING_INTERVAL_MS: '100' });
+    const c = await TestClient.connect(h.url);
+    await c.waitFor('session.created');
+    const before = h.simulator.stats.connectionsClosed;
+    // A peer that vanished without a close: its socket no longer reads, so no pong comes back.
+    (c.ws as unknown as { _socket: Socket })._socket.pause();
+    const deadline = Date.now() + 3000;
+    while (h.sessions.size > 0 && Date.now() < deadline) await delay(20);
+    expect(h.sessions.size).toBe(0);
+    while (h.simulator.stats.connectionsClosed === before && Date.now() < deadline) await delay(20);
+    expect(h.simulator.stats.connectionsClosed).toBe(before + 1);
+    c.ws.terminate();
+  });
+
+  it('keeps a healthy session alive across many ping intervals', async () => {
+    h = await startCoreHarness({ PING_INTERVAL_MS: '50' });
+    const c = await TestClient.connect(h.url);
+    await c.waitFor('session.created');
+    await delay(600);
+    expect(h.sessions.size).toBe(1);
+    c.send({ type: 'response.create' });
+    await c.waitFor('response.done');
+    c.close();
+  });
 });
