@@ -64,6 +64,17 @@ describe('metering through the relay', () => {
     expect(api.status).toBe(200);
   });
 
+  it('refuses a model with no price at connect under UNPRICED_MODEL_POLICY=refuse', async () => {
+    const r = await startRelay();
+    relays.push(r);
+    const key = await r.createKey('ursula', ['realtime']);
+    const c = await TestClient.connect(`${r.wsUrl}?model=acme-voice-1`, { headers: { authorization: `Bearer ${key}` } });
+    const closed = await c.closed;
+    expect(closed.code).toBe(1008);
+    expect(c.events[0]).toMatchObject({ type: 'error', error: { code: 'model_not_priced', param: 'model' } });
+    expect(r.relay.services.simulator!.stats.connectionsOpened).toBe(0);
+  });
+
   it('writes an estimated row when the upstream drops mid-response', async () => {
     const r = await startRelay();
     relays.push(r);
