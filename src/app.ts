@@ -8,11 +8,15 @@ import { selectSubprotocol } from './auth/credentials';
 import type { Principal } from './auth/principal';
 import type { RelayConfig } from './config/config';
 import { HttpError, installErrorHandler } from './http/errors';
+import { admitConnection, createLimits, installHttpHardening } from './limits';
 import { createLogger } from './logging';
 import { openMetering, type Metering } from './metering';
+import { attachMetrics, combineObservers, RelayMetrics } from './metrics';
 import { SessionRegistry } from './relay/session-registry';
 import { adminBudgetRoutes } from './routes/admin-budgets';
 import { adminKeyRoutes } from './routes/admin-keys';
+import { demoRoutes } from './routes/demo';
+import { docsRoutes } from './routes/docs';
 import { healthRoutes } from './routes/health';
 import { mintRoutes, type ProviderMint } from './routes/mint';
 import { realtimeRoutes } from './routes/realtime';
@@ -83,6 +87,16 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
     ...(config.tls ? { https: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } } : {}),
   }) as unknown as FastifyInstance;
   installErrorHandler(app);
+  // Before any route: swagger documents only the routes registered after it.
+  await app.register(docsRoutes);
+  // >>> limits, HTTP hardening, metrics (src/limits, src/metrics): before any route.
+  await installHttpHardening(app, config.limits);
+  const limits = await createLimits(config, logger);
+  app.addHook('onClose', () => limits.close());
+  const metrics = new RelayMetrics({ activeSessions: () => sessions.size, spoolDepth: () => metering.ledger.spoolDepth() });
+  metrics.instrumentLedger(metering.ledger);
+  await attachMetrics(app, metrics, { port: config.metricsPort, host: config.host });
+  // <<< limits, HTTP hardening, metrics
 
   await app.register(websocket, {
     options: {
@@ -128,22 +142,25 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
     provider,
     sessions,
     authenticate: authenticate('realtime'),
-    admit: async (principal) => {
+    admit: async (principal, request) => {
       const verdict = await metering.guard.check({ user: principal.user, tenant: principal.tenant });
       if (!verdict.ok) {
         throw new HttpError(402, 'insufficient_quota', `The ${verdict.period} spending limit of this ${verdict.scope} has been reached.`, 'insufficient_quota');
       }
+      // Last, so no later refusal leaves a slot taken; held until the connection closes.
+      await admitConnection(limits.sessions, principal, request);
     },
     checkModel: (model) =>
       metering.pricing(provider.name, model).status === 'unpriced'
         ? { type: 'invalid_request_error', code: 'model_not_priced', message: `Model ${model} has no price configured on this relay.`, param: 'model' }
         : null,
-    planSession: createSessionPlanner({ config, metering, logger, observer: opts.observer }),
+    planSession: metrics.instrumentPlanner(createSessionPlanner({ config, metering, logger, observer: combineObservers(metrics.observer, opts.observer) })),
   });
-  await app.register(mintRoutes, { authenticator, config, ephemeralKeys: authenticator.ephemeralKeys, providerMint });
+  await app.register(mintRoutes, { authenticator, config, ephemeralKeys: authenticator.ephemeralKeys, providerMint, rateLimiter: limits.mintRateLimiter });
   await app.register(adminKeyRoutes, { authenticator, keyStore: authenticator.keyStore, ephemeralKeys: authenticator.ephemeralKeys });
   await app.register(usageRoutes, { ledger: metering.ledger, authenticate: authenticate('usage'), authenticateAdmin });
   await app.register(adminBudgetRoutes, { budgets: metering.budgets, guard: metering.guard, authenticateAdmin });
+  await app.register(demoRoutes, { enabled: config.demoEnabled });
 
   const services: RelayServices = { config, logger, db, provider, authenticator, metering, sessions, simulator };
   let stopping: Promise<void> | null = null;

@@ -34,6 +34,8 @@ export interface SessionHooks {
   onUpstreamOpen?: (info: { handshakeMs: number }) => void;
   onHandshakeFailure?: (failure: HandshakeFailure, status: number | 'timeout' | 'network', handshakeMs: number) => void;
   onEnd?: (summary: SessionSummary) => void;
+  /** Every event the relay itself sends the client (errors, notices), for metrics. */
+  onRelayEvent?: (event: string) => void;
 }
 
 export interface SessionSummary {
@@ -132,7 +134,9 @@ export class RelaySession {
 
   /** Sends an event to the client (relay-originated: errors, notices). */
   sendToClient(event: string): void {
-    if (this.client.readyState === OPEN) this.client.send(event);
+    if (this.client.readyState !== OPEN) return;
+    this.client.send(event);
+    this.hooks.onRelayEvent?.(event);
   }
 
   /** Sends an event upstream on the relay's own behalf (e.g. a cancel), if the upstream is open. */

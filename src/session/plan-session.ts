@@ -15,6 +15,8 @@ export interface SessionObserver {
   onHandshakeFailure?(status: number | 'timeout' | 'network'): void;
   onUpstreamError?(event: ParsedEvent): void;
   onBilled?(provider: string, model: string): void;
+  /** Each event the relay itself sends the client (its error events, notices); rare, not hot path. */
+  onRelayEvent?(event: string): void;
 }
 
 /** How often a session re-checks its credential when CUT_SESSION_ON_CREDENTIAL_EXPIRY is on. */
@@ -133,6 +135,7 @@ export function createSessionPlanner(deps: {
       },
       onUpstreamOpen: ({ handshakeMs }) => observer?.onUpstreamOpen?.(handshakeMs),
       onHandshakeFailure: (_f, status) => observer?.onHandshakeFailure?.(status),
+      onRelayEvent: (event) => observer?.onRelayEvent?.(event),
     };
 
     let credentialWatch: NodeJS.Timeout | null = null;

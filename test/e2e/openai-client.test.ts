@@ -155,4 +155,14 @@ describe('openai npm OpenAIRealtimeWS through the relay (wss, ephemeral key)', (
     const rows = await relay.relay.services.metering.ledger.usage({ user: 'alice-openai' }, 'model');
     expect(rows.find((r) => r.key === MODEL)?.responses).toBe(3);
   });
+
+  it('is refused by the client when the certificate is not trusted (TLS really is in the path)', async () => {
+    const minted = await relay.request<{ value: string }>('POST', '/v1/realtime/client_secrets', {
+      headers: { authorization: `Bearer ${userKey}` },
+      body: { session: { type: 'realtime', model: MODEL } },
+    });
+    const rt = new OpenAIRealtimeWS({ model: MODEL }, new OpenAI({ apiKey: minted.body.value, baseURL: `${relay.baseUrl}/v1` }));
+    const err = await new Promise<Error>((resolve) => rt.on('error', resolve));
+    expect(`${err.message} ${String(err.cause)}`).toMatch(/self[- ]signed/i);
+  }, 10_000);
 });

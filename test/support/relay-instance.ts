@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { OutgoingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Scope } from '../../src/auth/principal';
@@ -10,7 +11,7 @@ export const RELAY_TOKEN_SECRET = 'e2e-relay-token-secret-0123456789abcdef';
 
 export interface RelayResponse<T> {
   status: number;
-  headers: Record<string, string | string[] | undefined>;
+  headers: OutgoingHttpHeaders;
   body: T;
 }
 

@@ -1,0 +1,109 @@
+/**
+ * Realistic Realtime frames that carry their own timing, so one-way latency can be read at the
+ * receiving end without parsing JSON: every frame has a fixed-width `event_id` at a fixed
+ * offset (the relay forwards bytes unchanged, so offsets survive the trip).
+ *
+ * event_id = "ev" + session(6) + seq(9) + scheduled µs(14) + sent µs(14), digits only.
+ * Times are `performance.now()` µs of the load process, which owns both ends of every path.
+ */
+import { randomBytes } from 'node:crypto';
+
+/** 100 ms of 24 kHz mono pcm16. */
+export const AUDIO_RAW_BYTES = 4800;
+
+const SESSION_DIGITS = 6;
+const SEQ_DIGITS = 9;
+const TIME_DIGITS = 14;
+const ID_LENGTH = 2 + SESSION_DIGITS + SEQ_DIGITS + 2 * TIME_DIGITS;
+
+export type FrameKind = 'append' | 'delta';
+
+const APPEND_PREFIX = '{"type":"input_audio_buffer.append","event_id":"';
+const DELTA_PREFIX = '{"type":"response.output_audio.delta","event_id":"';
+
+export interface FrameStamp {
+  session: number;
+  seq: number;
+  /** When the frame was due, µs. */
+  scheduledUs: number;
+  /** When it was handed to `send`, µs. */
+  sentUs: number;
+}
+
+interface Template {
+  bytes: Buffer;
+  idOffset: number;
+}
+
+function template(kind: FrameKind, audioB64: string): Template {
+  const prefix = kind === 'append' ? APPEND_PREFIX : DELTA_PREFIX;
+  const placeholder = 'e'.repeat(ID_LENGTH);
+  const body =
+    kind === 'append'
+      ? `${prefix}${placeholder}","audio":"${audioB64}"}`
+      : `${prefix}${placeholder}","response_id":"resp_CRbench0000000000000","item_id":"item_CRbench0000000000000","output_index":0,"content_index":0,"delta":"${audioB64}"}`;
+  const bytes = Buffer.from(body, 'utf8');
+  bytes.write('ev', prefix.length, 'latin1');
+  return { bytes, idOffset: prefix.length };
+}
+
+// Random bytes, so the base64 looks like real audio to anything that scans it.
+const AUDIO_B64 = randomBytes(AUDIO_RAW_BYTES).toString('base64');
+const TEMPLATES: Record<FrameKind, Template> = { append: template('append', AUDIO_B64), delta: template('delta', AUDIO_B64) };
+
+export function frameBytes(kind: FrameKind): number {
+  return TEMPLATES[kind].bytes.length;
+}
+
+function writeDigits(buf: Buffer, offset: number, width: number, value: number): void {
+  let v = Math.max(0, Math.floor(value));
+  for (let i = offset + width - 1; i >= offset; i--) {
+    buf[i] = 0x30 + (v % 10);
+    v = Math.floor(v / 10);
+  }
+}
+
+function readDigits(buf: Buffer, offset: number, width: number): number {
+  let v = 0;
+  for (let i = offset; i < offset + width; i++) {
+    const d = buf[i] - 0x30;
+    if (d < 0 || d > 9) return -1;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+/**
+ * A fresh frame: the server side of `ws` writes the caller's buffer to the socket without
+ * copying, so a shared buffer could be rewritten while still queued.
+ */
+export function makeFrame(kind: FrameKind, stamp: FrameStamp): Buffer {
+  const t = TEMPLATES[kind];
+  const buf = Buffer.allocUnsafe(t.bytes.length);
+  t.bytes.copy(buf);
+  let o = t.idOffset + 2;
+  writeDigits(buf, o, SESSION_DIGITS, stamp.session);
+  o += SESSION_DIGITS;
+  writeDigits(buf, o, SEQ_DIGITS, stamp.seq);
+  o += SEQ_DIGITS;
+  writeDigits(buf, o, TIME_DIGITS, stamp.scheduledUs);
+  o += TIME_DIGITS;
+  writeDigits(buf, o, TIME_DIGITS, stamp.sentUs);
+  return buf;
+}
+
+/** The stamp of a bench frame of this kind, or null for anything else (e.g. a relay error event). */
+export function readStamp(kind: FrameKind, buf: Buffer): FrameStamp | null {
+  const t = TEMPLATES[kind];
+  if (buf.length !== t.bytes.length || buf[t.idOffset] !== 0x65 /* e */ || buf.compare(t.bytes, 0, t.idOffset, 0, t.idOffset) !== 0) return null;
+  let o = t.idOffset + 2;
+  const session = readDigits(buf, o, SESSION_DIGITS);
+  o += SESSION_DIGITS;
+  const seq = readDigits(buf, o, SEQ_DIGITS);
+  o += SEQ_DIGITS;
+  const scheduledUs = readDigits(buf, o, TIME_DIGITS);
+  o += TIME_DIGITS;
+  const sentUs = readDigits(buf, o, TIME_DIGITS);
+  if (session < 0 || seq < 0 || scheduledUs < 0 || sentUs < 0) return null;
+  return { session, seq, scheduledUs, sentUs };
+}

@@ -1,0 +1,99 @@
+/** What the orchestrator asks of the relay-side process and of the load process. */
+
+export type TargetKind = 'relay' | 'pipe';
+export type PathKind = 'direct' | TargetKind;
+
+/** One process's counters at an instant. */
+export interface ProcSample {
+  /** process.hrtime in µs: the clock V8's CPU profile uses, to crop it to a window. */
+  hrUs: number;
+  /** performance.now() in µs. */
+  nowUs: number;
+  cpuUserUs: number;
+  cpuSystemUs: number;
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+}
+
+type NoArgs = Record<string, never>;
+
+export type TargetApi = {
+  start: { args: { kind: TargetKind; upstreamBaseUrl: string; dataDir: string; adminToken: string }; result: { baseUrl: string } };
+  sample: { args: { gc: boolean }; result: ProcSample };
+  heapSnapshot: { args: { file: string }; result: { file: string } };
+  openSessions: { args: NoArgs; result: { sessions: number } };
+  stop: { args: NoArgs; result: { stopped: true } };
+};
+
+export interface LatencyResult {
+  /** One-way client → upstream, µs. */
+  c2u: Float64Array;
+  /** One-way upstream → client, µs. */
+  u2c: Float64Array;
+  errors: string[];
+}
+
+export interface ConnectResult {
+  connected: number;
+  failed: number;
+  ms: number;
+  firstError: string | null;
+}
+
+export interface DirectionResult {
+  /** Frames due inside the window, by their schedule. */
+  sentInWindow: number;
+  receivedInWindow: number;
+  /** Frames sent at any time during the run that never arrived (after the grace period). */
+  dropped: number;
+  /** Frames that arrived out of order within their session. */
+  reordered: number;
+  /** Frames (due inside the window) that arrived later than the threshold after their schedule. */
+  delayed: number;
+  bytesInWindow: number;
+  /** One-way latency (arrival − actual send), µs, frames due inside the window. */
+  latencyUs: Float64Array;
+  /** Lateness against the schedule (arrival − due time), µs. */
+  latenessUs: Float64Array;
+  /** How late the load generator itself was in sending (send − due time), µs. */
+  sendLagUs: Float64Array;
+}
+
+export interface StreamResult {
+  windowMs: number;
+  c2u: DirectionResult;
+  u2c: DirectionResult;
+  /** Frames from the relay that were not bench frames (e.g. error events). */
+  foreignFrames: number;
+  foreignSample: string[];
+  closedEarly: number;
+}
+
+export type LoadApi = {
+  init: { args: NoArgs; result: { upstreamBaseUrl: string; upstreamWsUrl: string } };
+  latency: { args: { url: string; headers: Record<string, string>; samples: number; warmup: number; gapMs: number }; result: LatencyResult };
+  connect: { args: { url: string; headers: Record<string, string>; sessions: number; concurrency: number; timeoutMs: number }; result: ConnectResult };
+  streamStart: { args: { periodMs: number }; result: { startedUs: number } };
+  sample: { args: NoArgs; result: ProcSample };
+  streamStop: { args: { windowStartUs: number; windowEndUs: number; graceMs: number; delayThresholdMs: number }; result: StreamResult };
+  disconnect: { args: NoArgs; result: { closed: number } };
+};
+
+export function sampleProcess(): ProcSample {
+  const cpu = process.cpuUsage();
+  const mem = process.memoryUsage();
+  return {
+    hrUs: Number(process.hrtime.bigint() / 1000n),
+    nowUs: performance.now() * 1000,
+    cpuUserUs: cpu.user,
+    cpuSystemUs: cpu.system,
+    rss: mem.rss,
+    heapUsed: mem.heapUsed,
+    heapTotal: mem.heapTotal,
+    external: mem.external,
+    arrayBuffers: mem.arrayBuffers,
+  };
+}

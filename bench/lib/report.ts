@@ -1,0 +1,194 @@
+/** The summary as markdown: printed to the terminal and written to bench/results/latest.md. */
+import type { Background } from './cpu-monitor';
+import { formatProfile } from './cpuprofile';
+import { frameBytes } from './frames';
+import type { PathKind } from './protocol';
+import type { BenchResults, LatencyReport, Options, ThroughputRow, Verdict } from './results';
+import { ratio } from './stats';
+
+export function table(head: string[], rows: (string | number)[][], align: ('l' | 'r')[] = []): string {
+  const sep = head.map((_, i) => (align[i] === 'l' ? '---' : '---:'));
+  return [head, sep, ...rows.map((r) => r.map(String))].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+const us = (v: number): string => (Number.isFinite(v) ? v.toFixed(0) : '—');
+const x = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '—');
+const kib = (v: number): string => (Number.isFinite(v) ? (v / 1024).toFixed(1) : '—');
+const pct = (v: number): string => (Number.isFinite(v) ? `${(100 * v).toFixed(1)}%` : '—');
+const pathName = (p: PathKind): string => (p === 'direct' ? 'direct' : p === 'pipe' ? 'bare pipe' : 'relay');
+
+function bg(b: Background | null): string {
+  if (!b) return '—';
+  return b.foreign.length >= 2 ? b.foreign.map((f) => `${Math.round(100 * f)}%`).join(' / ') : `${Math.round(100 * b.foreignTotal)}%`;
+}
+
+export function verdicts(lat: LatencyReport | null, rows: ThroughputRow[], o: Options): Verdict[] {
+  const out: Verdict[] = [];
+  if (lat) {
+    const worstP50 = Math.max(lat.ratio.c2u.p50, lat.ratio.u2c.p50);
+    const worstP99 = Math.max(lat.ratio.c2u.p99, lat.ratio.u2c.p99);
+    out.push({
+      target: 'added latency p50 ≤ 1.10× the bare pipe',
+      measured: `c→u ${x(lat.ratio.c2u.p50)} (${us(lat.added.relay.c2u.p50)} vs ${us(lat.added.pipe.c2u.p50)} µs), u→c ${x(lat.ratio.u2c.p50)} (${us(lat.added.relay.u2c.p50)} vs ${us(lat.added.pipe.u2c.p50)} µs)`,
+      met: Number.isFinite(worstP50) ? worstP50 <= 1.1 : null,
+    });
+    out.push({
+      target: 'added latency p99 ≤ 1.25× the bare pipe',
+      measured: `c→u ${x(lat.ratio.c2u.p99)} (${us(lat.added.relay.c2u.p99)} vs ${us(lat.added.pipe.c2u.p99)} µs), u→c ${x(lat.ratio.u2c.p99)} (${us(lat.added.relay.u2c.p99)} vs ${us(lat.added.pipe.u2c.p99)} µs)`,
+      met: Number.isFinite(worstP99) ? worstP99 <= 1.25 : null,
+    });
+  }
+  const max = Math.max(...o.sessions);
+  const big = rows.find((r) => r.path === 'relay' && r.sessions === max);
+  if (big) {
+    out.push({
+      target: `${max} concurrent audio sessions on one core, no dropped frames`,
+      measured: `${big.connected}/${max} connected, ${big.dropped} dropped, ${big.delayed} delayed > ${o.delayThresholdMs} ms, relay at ${pct(big.target?.cpuCoreShare ?? NaN)} of its core`,
+      met: big.connected === max && big.dropped === 0 && big.closedEarly === 0,
+    });
+    const idle = big.target?.idleRssPerSession ?? NaN;
+    out.push({ target: 'RSS per idle session < 100 KiB', measured: `${kib(idle)} KiB (${max} sessions)`, met: Number.isFinite(idle) ? idle < 100 * 1024 : null });
+  }
+  return out;
+}
+
+function latencySection(l: LatencyReport): string[] {
+  const parts: string[] = ['## Added latency per frame (µs)', ''];
+  parts.push(
+    `${l.method}. ${l.samplesPerPath} samples per path and direction; other processes' load on core 0 / core 1 during the worst kept call: ${bg(l.background)}` +
+      (l.discardedNoisyCalls ? `; ${l.discardedNoisyCalls} calls discarded as noisy and re-run` : '') +
+      '.',
+    '',
+  );
+  const row = (label: string, dir: 'c2u' | 'u2c', p: PathKind): (string | number)[] => {
+    const a = l.absolute[p][dir];
+    const add = p === 'direct' ? null : l.added[p][dir];
+    return [label, p === 'direct' ? 'direct (no hop)' : p === 'pipe' ? 'bare ws pipe' : 'relay', us(a.p50), us(a.p99), us(a.p999), add ? us(add.p50) : '—', add ? us(add.p99) : '—', add ? us(add.p999) : '—'];
+  };
+  const ratioRow = (label: string, dir: 'c2u' | 'u2c'): (string | number)[] => [
+    label,
+    '**relay ÷ pipe**',
+    x(ratio(l.absolute.relay[dir].p50, l.absolute.pipe[dir].p50)),
+    x(ratio(l.absolute.relay[dir].p99, l.absolute.pipe[dir].p99)),
+    x(ratio(l.absolute.relay[dir].p999, l.absolute.pipe[dir].p999)),
+    `**${x(l.ratio[dir].p50)}**`,
+    `**${x(l.ratio[dir].p99)}**`,
+    x(l.ratio[dir].p999),
+  ];
+  parts.push(
+    table(
+      ['direction', 'path', 'p50', 'p99', 'p99.9', 'added p50', 'added p99', 'added p99.9'],
+      [
+        row('client→upstream', 'c2u', 'direct'),
+        row('client→upstream', 'c2u', 'pipe'),
+        row('client→upstream', 'c2u', 'relay'),
+        ratioRow('client→upstream', 'c2u'),
+        row('upstream→client', 'u2c', 'direct'),
+        row('upstream→client', 'u2c', 'pipe'),
+        row('upstream→client', 'u2c', 'relay'),
+        ratioRow('upstream→client', 'u2c'),
+      ],
+      ['l', 'l'],
+    ),
+  );
+  if (l.errors.length) parts.push('', `Errors: ${l.errors.slice(0, 5).join('; ')}`);
+  parts.push('');
+  return parts;
+}
+
+function throughputSection(rows: ThroughputRow[], o: Options): string[] {
+  const parts: string[] = ['## Real-time audio throughput', ''];
+  parts.push(
+    `Per session the client sends one 100 ms append every ${o.periodMs} ms and the upstream one 100 ms delta every ${o.periodMs} ms; sessions are evenly phased. ` +
+      `Steady-state window ${o.windowMs / 1000} s after ${o.warmupMs / 1000} s of warm-up. ` +
+      `**dropped** = sent and never received (${o.graceMs / 1000} s grace after the last send); **delayed** = arrived more than ${o.delayThresholdMs} ms after its scheduled time. ` +
+      'Latency = one-way, arrival − send. CPU = process.cpuUsage of the relay (or pipe) process over the window; per session-second = CPU time ÷ (sessions × seconds). ' +
+      '"other load" = CPU used by processes outside the bench on core 0 (relay) / core 1 (load generator); ⚠ marks a noisy window.',
+    '',
+  );
+  parts.push(
+    table(
+      ['sessions', 'path', 'frames/s (of expected)', 'MB/s', 'dropped', 'delayed', 'c→u p50 / p99 / p99.9 µs', 'u→c p50 / p99 / p99.9 µs', 'CPU % of core', 'CPU µs / session-s', 'load-gen CPU', 'other load'],
+      rows.map((t) => [
+        t.sessions,
+        pathName(t.path),
+        `${t.framesPerS.toFixed(0)} (${pct(t.framesPerS / (t.c2u.expectedFramesPerS + t.u2c.expectedFramesPerS))})`,
+        t.mbPerS.toFixed(1),
+        t.dropped,
+        t.delayed,
+        `${us(t.c2u.latencyUs.p50)} / ${us(t.c2u.latencyUs.p99)} / ${us(t.c2u.latencyUs.p999)}`,
+        `${us(t.u2c.latencyUs.p50)} / ${us(t.u2c.latencyUs.p99)} / ${us(t.u2c.latencyUs.p999)}`,
+        t.target ? pct(t.target.cpuCoreShare) : '—',
+        t.target ? t.target.cpuUsPerSessionSecond.toFixed(0) : '—',
+        pct(t.loadCpuCoreShare),
+        `${bg(t.background)}${t.noisy ? ' ⚠' : ''}`,
+      ]),
+      ['r', 'l'],
+    ),
+  );
+  for (const t of rows.filter((r) => r.connectFailed > 0 || r.foreignFrames > 0 || r.closedEarly > 0)) {
+    parts.push(
+      '',
+      `${t.sessions} via ${pathName(t.path)}: ${t.connectFailed} failed to connect${t.connectError ? ` (${t.connectError})` : ''}, ${t.closedEarly} closed early, ${t.foreignFrames} non-bench frames${t.foreignSample.length ? `, e.g. \`${t.foreignSample[0].slice(0, 160)}\`` : ''}`,
+    );
+  }
+  parts.push('', '### Memory per session (KiB)', '');
+  parts.push('Idle: every session connected, no traffic, after forced GC (`--expose-gc`), minus the same process before any session. Active: at the end of the streaming window, no GC.', '');
+  parts.push(
+    table(
+      ['sessions', 'path', 'idle RSS', 'idle JS heap', 'idle external', 'active RSS', 'active JS heap'],
+      rows
+        .filter((t) => t.target && t.sessions >= 100)
+        .map((t) => {
+          const m = t.target as NonNullable<ThroughputRow['target']>;
+          return [t.sessions, pathName(t.path), kib(m.idleRssPerSession), kib(m.idleHeapPerSession), kib(m.idleExternalPerSession), kib(m.activeRssPerSession), kib(m.activeHeapPerSession)];
+        }),
+      ['r', 'l'],
+    ),
+  );
+  parts.push('', '### Relay ÷ bare pipe', '');
+  const ratioRows: (string | number)[][] = [];
+  for (const n of o.sessions) {
+    const rel = rows.find((t) => t.sessions === n && t.path === 'relay');
+    const pip = rows.find((t) => t.sessions === n && t.path === 'pipe');
+    if (!rel?.target || !pip?.target) continue;
+    ratioRows.push([
+      n,
+      x(ratio(rel.framesPerS, pip.framesPerS)),
+      x(ratio(rel.target.cpuUsPerSessionSecond, pip.target.cpuUsPerSessionSecond)),
+      x(ratio(rel.c2u.latencyUs.p50, pip.c2u.latencyUs.p50)),
+      x(ratio(rel.u2c.latencyUs.p50, pip.u2c.latencyUs.p50)),
+      x(ratio(rel.c2u.latencyUs.p99, pip.c2u.latencyUs.p99)),
+      x(ratio(rel.u2c.latencyUs.p99, pip.u2c.latencyUs.p99)),
+      n >= 100 ? x(ratio(rel.target.idleRssPerSession, pip.target.idleRssPerSession)) : '—',
+      n >= 100 ? x(ratio(rel.target.activeRssPerSession, pip.target.activeRssPerSession)) : '—',
+    ]);
+  }
+  parts.push(table(['sessions', 'frames/s', 'CPU / session-s', 'c→u p50', 'u→c p50', 'c→u p99', 'u→c p99', 'idle RSS / session', 'active RSS / session'], ratioRows, ['r']), '');
+  return parts;
+}
+
+export function renderMarkdown(r: BenchResults): string {
+  const o = r.options;
+  const m = r.machine;
+  const parts: string[] = [`# Relay benchmark — ${r.finishedAt}`, ''];
+  parts.push(`Machine: ${m.cpuModel}, ${m.cores} cores, ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB, Node ${m.node}, ${m.os}; ws ${m.ws}, fastify ${m.fastify}; open-file limit ${m.fdLimit}.`);
+  parts.push(`Placement: ${r.placement}.`);
+  parts.push(`Run: ${o.quick ? 'quick' : 'full'}. Frames: append ${frameBytes('append')} B, delta ${frameBytes('delta')} B (100 ms of 24 kHz pcm16 = 4800 B raw = 6400 B base64, plus the JSON envelope).`, '');
+  if (r.latency) parts.push(...latencySection(r.latency));
+  if (r.throughput.length) parts.push(...throughputSection(r.throughput, o));
+  for (const h of r.heap) {
+    parts.push(`### What an idle ${h.kind === 'relay' ? 'relay' : 'bare-pipe'} session keeps on the JS heap`, '');
+    parts.push(`Heap-snapshot diff, ${h.sessions} idle sessions minus none: ${(h.heapPerSession / 1024).toFixed(1)} KiB per session. Objects are grouped by constructor, closures by function name.`, '');
+    parts.push(table(['bytes / session', 'objects / session', 'group'], h.top.slice(0, 15).map((g) => [g.bytes.toFixed(0), g.count.toFixed(1), g.key.replace(/\|/g, '\\|')]), ['r', 'r', 'l']), '');
+  }
+  if (r.profiles.length) {
+    parts.push('## Where the time goes (CPU profile of the steady-state window)', '');
+    for (const p of r.profiles) {
+      parts.push(formatProfile({ ...p.summary, top: p.summary.top.slice(0, 15) }, `${p.kind === 'relay' ? 'Relay' : 'Bare pipe'}, ${p.sessions} sessions, other load ${bg(p.background)} (${p.file})`), '');
+    }
+  }
+  parts.push('## Targets (measured, not asserted)', '');
+  parts.push(table(['target', 'measured', 'met'], r.verdicts.map((v) => [v.target, v.measured, v.met === null ? 'n/a' : v.met ? 'yes' : '**no**']), ['l', 'l', 'l']), '');
+  return parts.join('\n');
+}

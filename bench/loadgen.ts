@@ -1,0 +1,396 @@
+/**
+ * The load process, pinned to the other core: it is both ends of every path — the clients and
+ * the upstream (a tiny echo/stream server) — so one clock times each frame from `send` at one
+ * end to `message` at the other, and the relay's process does nothing but relay.
+ */
+import WebSocket, { WebSocketServer } from 'ws';
+import { makeFrame, readStamp } from './lib/frames';
+import { sampleProcess, type DirectionResult, type LoadApi } from './lib/protocol';
+import { serve } from './lib/rpc';
+import { Samples } from './lib/stats';
+
+const OPEN = 1;
+/** Realtime events are text frames; a Buffer would go out binary, which the relay refuses. */
+const TEXT = { binary: false } as const;
+const nowUs = (): number => performance.now() * 1000;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+type Mode = 'idle' | 'echo' | 'stream';
+let mode: Mode = 'idle';
+
+interface Session {
+  idx: number;
+  client: WebSocket;
+  upstream: WebSocket | null;
+  c2uSeq: number;
+  u2cSeq: number;
+  lastC2uSeen: number;
+  lastU2cSeen: number;
+  closed: boolean;
+}
+
+const sessions = new Map<number, Session>();
+/** Sessions whose client is open, waiting for their hello to reach the upstream. */
+const helloWaiters = new Map<number, () => void>();
+
+// ---- per-direction records of a streaming run --------------------------------------------
+
+class DirectionLog {
+  sent = 0;
+  received = 0;
+  reordered = 0;
+  private readonly sentDue = new Samples(1 << 16);
+  private readonly sendLag = new Samples(1 << 16);
+  private readonly recvDue = new Samples(1 << 16);
+  private readonly recvLatency = new Samples(1 << 16);
+  private readonly recvLateness = new Samples(1 << 16);
+  private readonly recvBytes = new Samples(1 << 16);
+
+  onSent(dueUs: number, sentUs: number): void {
+    this.sent++;
+    this.sentDue.add(dueUs);
+    this.sendLag.add(sentUs - dueUs);
+  }
+
+  onReceived(dueUs: number, sentUs: number, atUs: number, bytes: number): void {
+    this.received++;
+    this.recvDue.add(dueUs);
+    this.recvLatency.add(atUs - sentUs);
+    this.recvLateness.add(atUs - dueUs);
+    this.recvBytes.add(bytes);
+  }
+
+  /** Figures for the frames due inside [fromUs, toUs): the steady state, warm-up excluded. */
+  result(fromUs: number, toUs: number, delayThresholdUs: number): DirectionResult {
+    const inWindow = (t: number): boolean => t >= fromUs && t < toUs;
+    let sentInWindow = 0;
+    const sendLag = new Samples();
+    const sd = this.sentDue.values();
+    const sl = this.sendLag.values();
+    for (let i = 0; i < sd.length; i++) {
+      if (!inWindow(sd[i])) continue;
+      sentInWindow++;
+      sendLag.add(sl[i]);
+    }
+    let receivedInWindow = 0;
+    let delayed = 0;
+    let bytes = 0;
+    const latency = new Samples();
+    const lateness = new Samples();
+    const rd = this.recvDue.values();
+    const rl = this.recvLatency.values();
+    const rlate = this.recvLateness.values();
+    const rb = this.recvBytes.values();
+    for (let i = 0; i < rd.length; i++) {
+      if (!inWindow(rd[i])) continue;
+      receivedInWindow++;
+      bytes += rb[i];
+      latency.add(rl[i]);
+      lateness.add(rlate[i]);
+      if (rlate[i] > delayThresholdUs) delayed++;
+    }
+    return {
+      sentInWindow,
+      receivedInWindow,
+      dropped: Math.max(0, this.sent - this.received),
+      reordered: this.reordered,
+      delayed,
+      bytesInWindow: bytes,
+      latencyUs: latency.values().slice(),
+      latenessUs: lateness.values().slice(),
+      sendLagUs: sendLag.values().slice(),
+    };
+  }
+}
+
+let c2uLog = new DirectionLog();
+let u2cLog = new DirectionLog();
+let foreignFrames = 0;
+const foreignSample: string[] = [];
+let closedEarly = 0;
+
+function noteForeign(data: Buffer): void {
+  foreignFrames++;
+  if (foreignSample.length < 5) foreignSample.push(data.toString('utf8', 0, Math.min(300, data.length)));
+}
+
+// ---- echo mode (latency) ------------------------------------------------------------------
+
+let echoC2u = NaN;
+let echoWaiter: ((u2cUs: number) => void) | null = null;
+
+// ---- the upstream ---------------------------------------------------------------------------
+
+const upstreamServer = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, skipUTF8Validation: true, maxPayload: 64 * 1024 * 1024 });
+
+upstreamServer.on('connection', (ws) => {
+  let session: Session | undefined;
+  ws.on('message', (data: Buffer) => {
+    const at = nowUs();
+    const stamp = readStamp('append', data);
+    if (!stamp) {
+      noteForeign(data);
+      return;
+    }
+    if (!session) {
+      // The first frame names the session: the relay dials the upstream with its own ids.
+      session = sessions.get(stamp.session);
+      if (!session) return;
+      session.upstream = ws;
+    }
+    if (stamp.seq === 0) {
+      helloWaiters.get(stamp.session)?.();
+      return;
+    }
+    if (mode === 'echo') {
+      echoC2u = at - stamp.sentUs;
+      ws.send(makeFrame('delta', { session: stamp.session, seq: stamp.seq, scheduledUs: at, sentUs: nowUs() }), TEXT);
+      return;
+    }
+    if (stamp.seq !== session.lastC2uSeen + 1) c2uLog.reordered++;
+    session.lastC2uSeen = stamp.seq;
+    c2uLog.onReceived(stamp.scheduledUs, stamp.sentUs, at, data.length);
+  });
+  ws.on('error', () => undefined);
+});
+
+const upstreamReady = new Promise<number>((resolve) => {
+  upstreamServer.once('listening', () => {
+    const a = upstreamServer.address();
+    resolve(typeof a === 'object' && a ? a.port : 0);
+  });
+});
+
+// ---- clients ------------------------------------------------------------------------------
+
+function onClientMessage(s: Session, data: Buffer): void {
+  const at = nowUs();
+  const stamp = readStamp('delta', data);
+  if (!stamp) {
+    noteForeign(data);
+    return;
+  }
+  if (mode === 'echo') {
+    echoWaiter?.(at - stamp.sentUs);
+    return;
+  }
+  if (stamp.seq !== s.lastU2cSeen + 1) u2cLog.reordered++;
+  s.lastU2cSeen = stamp.seq;
+  u2cLog.onReceived(stamp.scheduledUs, stamp.sentUs, at, data.length);
+}
+
+function connectOne(idx: number, url: string, headers: Record<string, string>, timeoutMs: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const client = new WebSocket(url, { headers, perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: timeoutMs, maxPayload: 64 * 1024 * 1024 });
+    const s: Session = { idx, client, upstream: null, c2uSeq: 0, u2cSeq: 0, lastC2uSeen: 0, lastU2cSeen: 0, closed: false };
+    sessions.set(idx, s);
+    let settled = false;
+    const timer = setTimeout(() => fail(new Error(`session ${idx}: not relayed end to end within ${timeoutMs} ms`)), timeoutMs);
+    const fail = (err: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      helloWaiters.delete(idx);
+      sessions.delete(idx);
+      client.terminate();
+      reject(err);
+    };
+    helloWaiters.set(idx, () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      helloWaiters.delete(idx);
+      resolve();
+    });
+    client.on('open', () => client.send(makeFrame('append', { session: idx, seq: 0, scheduledUs: 0, sentUs: 0 }), TEXT));
+    client.on('message', (data: Buffer) => onClientMessage(s, data));
+    client.on('unexpected-response', (_req, res) => fail(new Error(`session ${idx}: handshake answered ${res.statusCode}`)));
+    client.on('error', (err) => fail(err));
+    client.on('close', (code) => {
+      if (!s.closed && mode === 'stream') closedEarly++;
+      s.closed = true;
+      fail(new Error(`session ${idx}: closed ${code} before it was relayed`));
+    });
+  });
+}
+
+// ---- the stream scheduler -------------------------------------------------------------------
+
+interface Due {
+  offsetMs: number;
+  session: Session;
+  toUpstream: boolean;
+}
+
+let schedulerTimer: NodeJS.Timeout | null = null;
+
+function startScheduler(periodMs: number): number {
+  const list = [...sessions.values()];
+  const n = list.length;
+  const dues: Due[] = [];
+  // Sessions are spread evenly over the period, as independent callers would be; the upstream
+  // speaks half a period after the client, so the two directions do not bunch up.
+  list.forEach((session, i) => {
+    const phase = (i * periodMs) / n;
+    dues.push({ offsetMs: phase, session, toUpstream: true });
+    dues.push({ offsetMs: (phase + periodMs / 2) % periodMs, session, toUpstream: false });
+  });
+  dues.sort((a, b) => a.offsetMs - b.offsetMs);
+  const t0 = performance.now() + 20;
+  let cursor = 0;
+  let period = 0;
+  const tick = (): void => {
+    const now = performance.now();
+    for (;;) {
+      const d = dues[cursor];
+      const dueMs = t0 + period * periodMs + d.offsetMs;
+      if (dueMs > now) break;
+      send(d, dueMs * 1000);
+      if (++cursor === dues.length) {
+        cursor = 0;
+        period++;
+      }
+    }
+    schedulerTimer = setTimeout(tick, 1);
+  };
+  schedulerTimer = setTimeout(tick, 20);
+  return t0 * 1000;
+}
+
+function send(d: Due, dueUs: number): void {
+  const s = d.session;
+  if (d.toUpstream) {
+    if (s.client.readyState !== OPEN) return;
+    const sentUs = nowUs();
+    s.client.send(makeFrame('append', { session: s.idx, seq: ++s.c2uSeq, scheduledUs: dueUs, sentUs }), TEXT);
+    c2uLog.onSent(dueUs, sentUs);
+  } else {
+    if (!s.upstream || s.upstream.readyState !== OPEN) return;
+    const sentUs = nowUs();
+    s.upstream.send(makeFrame('delta', { session: s.idx, seq: ++s.u2cSeq, scheduledUs: dueUs, sentUs }), TEXT);
+    u2cLog.onSent(dueUs, sentUs);
+  }
+}
+
+// ---- commands -------------------------------------------------------------------------------
+
+async function connectMany(url: string, headers: Record<string, string>, n: number, concurrency: number, timeoutMs: number) {
+  const started = performance.now();
+  let next = 0;
+  let connected = 0;
+  let failed = 0;
+  let firstError: string | null = null;
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      const idx = next++;
+      try {
+        await connectOne(idx, url, headers, timeoutMs);
+        connected++;
+      } catch (err) {
+        failed++;
+        firstError ??= err instanceof Error ? err.message : String(err);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
+  return { connected, failed, ms: performance.now() - started, firstError };
+}
+
+async function disconnectAll(): Promise<number> {
+  const list = [...sessions.values()];
+  mode = 'idle';
+  await Promise.all(
+    list.map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          s.closed = true;
+          if (s.client.readyState === WebSocket.CLOSED) return resolve();
+          const t = setTimeout(() => {
+            s.client.terminate();
+            resolve();
+          }, 5000);
+          s.client.once('close', () => {
+            clearTimeout(t);
+            resolve();
+          });
+          s.client.close(1000);
+        }),
+    ),
+  );
+  sessions.clear();
+  // The next scenario starts only once the far ends are gone too.
+  const deadline = Date.now() + 10_000;
+  while (upstreamServer.clients.size > 0 && Date.now() < deadline) await sleep(20);
+  for (const ws of upstreamServer.clients) ws.terminate();
+  return list.length;
+}
+
+serve<LoadApi>({
+  init: async () => {
+    const port = await upstreamReady;
+    return { upstreamBaseUrl: `http://127.0.0.1:${port}/v1`, upstreamWsUrl: `ws://127.0.0.1:${port}/v1/realtime?model=gpt-realtime` };
+  },
+  latency: async ({ url, headers, samples, warmup, gapMs }) => {
+    const errors: string[] = [];
+    await disconnectAll();
+    await connectOne(0, url, headers, 10_000);
+    const s = sessions.get(0) as Session;
+    mode = 'echo';
+    const c2u = new Float64Array(samples);
+    const u2c = new Float64Array(samples);
+    let n = 0;
+    for (let i = 1; i <= warmup + samples && errors.length < 10; i++) {
+      const reply = new Promise<number>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`no echo for frame ${i} within 5 s`)), 5000);
+        echoWaiter = (u) => {
+          clearTimeout(t);
+          resolve(u);
+        };
+      });
+      s.client.send(makeFrame('append', { session: 0, seq: i, scheduledUs: 0, sentUs: nowUs() }), TEXT);
+      try {
+        const u = await reply;
+        if (i > warmup) {
+          c2u[n] = echoC2u;
+          u2c[n] = u;
+          n++;
+        }
+      } catch (err) {
+        errors.push(err instanceof Error ? err.message : String(err));
+      }
+      echoWaiter = null;
+      await sleep(gapMs);
+    }
+    await disconnectAll();
+    return { c2u: c2u.slice(0, n), u2c: u2c.slice(0, n), errors };
+  },
+  connect: async ({ url, headers, sessions: n, concurrency, timeoutMs }) => {
+    await disconnectAll();
+    return connectMany(url, headers, n, concurrency, timeoutMs);
+  },
+  streamStart: async ({ periodMs }) => {
+    c2uLog = new DirectionLog();
+    u2cLog = new DirectionLog();
+    foreignFrames = 0;
+    foreignSample.length = 0;
+    closedEarly = 0;
+    mode = 'stream';
+    return { startedUs: startScheduler(periodMs) };
+  },
+  sample: async () => sampleProcess(),
+  streamStop: async ({ windowStartUs, windowEndUs, graceMs, delayThresholdMs }) => {
+    if (schedulerTimer) clearTimeout(schedulerTimer);
+    schedulerTimer = null;
+    await sleep(graceMs);
+    const thresholdUs = delayThresholdMs * 1000;
+    return {
+      windowMs: (windowEndUs - windowStartUs) / 1000,
+      c2u: c2uLog.result(windowStartUs, windowEndUs, thresholdUs),
+      u2c: u2cLog.result(windowStartUs, windowEndUs, thresholdUs),
+      foreignFrames,
+      foreignSample: [...foreignSample],
+      closedEarly,
+    };
+  },
+  disconnect: async () => ({ closed: await disconnectAll() }),
+});

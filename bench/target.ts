@@ -1,0 +1,140 @@
+/**
+ * The process under test, pinned to its own core by the orchestrator: either the full relay
+ * (`createRelay`: identity, metering on a SQLite ledger, every route) or the bare ws-to-ws pipe,
+ * the floor any relay built on `ws` can reach.
+ */
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { writeHeapSnapshot } from 'node:v8';
+import WebSocket, { WebSocketServer } from 'ws';
+import { createRelay, type Relay } from '../src/app';
+import { loadConfig } from '../src/config/config';
+import { sampleProcess, type TargetApi, type TargetKind } from './lib/protocol';
+import { serve } from './lib/rpc';
+
+const OPEN = 1;
+const REPO = path.resolve(__dirname, '..');
+
+interface Running {
+  kind: TargetKind;
+  baseUrl: string;
+  sessions(): number;
+  stop(): Promise<void>;
+}
+
+let running: Running | null = null;
+
+async function startRelay(upstreamBaseUrl: string, dataDir: string, adminToken: string): Promise<Running> {
+  const config = loadConfig({
+    // Production settings, as deployed: no simulator, no demo page, a real (here: local) upstream.
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    // Info logs only at session open/close; warn keeps the log file small without touching the frame path.
+    LOG_LEVEL: process.env.BENCH_RELAY_LOG_LEVEL ?? 'warn',
+    UPSTREAM_PROVIDER: 'openai',
+    UPSTREAM_API_KEY: 'sk-bench-upstream',
+    UPSTREAM_BASE_URL: upstreamBaseUrl,
+    DATABASE_URL: `sqlite:${path.join(dataDir, 'relay.db')}`,
+    SPOOL_DIR: path.join(dataDir, 'spool'),
+    PRICES_FILE: path.join(REPO, 'config', 'prices.json'),
+    RELAY_TOKEN_SECRET: randomBytes(32).toString('base64url'),
+    RELAY_ADMIN_TOKEN: adminToken,
+    // One bench user opens up to 1,000 sessions at once; per-user limits are not what is measured.
+    MAX_SESSIONS_PER_USER: '100000',
+    MAX_SESSIONS_PER_KEY: '100000',
+    CONNECTIONS_PER_MINUTE_PER_USER: '1000000',
+  });
+  const relay: Relay = await createRelay(config);
+  const baseUrl = await relay.listen();
+  return {
+    kind: 'relay',
+    baseUrl,
+    sessions: () => relay.services.sessions.size,
+    stop: () => relay.shutdown(),
+  };
+}
+
+/** The floor: accept, dial the upstream, forward `message` both ways as text. Nothing else. */
+async function startPipe(upstreamBaseUrl: string): Promise<Running> {
+  const upstreamWs = upstreamBaseUrl.replace(/^http/, 'ws');
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: 16 * 1024 * 1024 });
+  await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+  let open = 0;
+  wss.on('connection', (client) => {
+    open++;
+    const upstream = new WebSocket(`${upstreamWs}/realtime?model=gpt-realtime`, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+    // Frames sent before the upstream is open would otherwise be lost; the relay queues them too.
+    const early: Buffer[] = [];
+    client.on('message', (data: Buffer) => {
+      if (upstream.readyState === OPEN) upstream.send(data, { binary: false });
+      else early.push(data);
+    });
+    upstream.on('open', () => {
+      for (const d of early) upstream.send(d, { binary: false });
+      early.length = 0;
+    });
+    upstream.on('message', (data: Buffer) => {
+      if (client.readyState === OPEN) client.send(data, { binary: false });
+    });
+    let closed = false;
+    const end = (): void => {
+      if (closed) return;
+      closed = true;
+      open--;
+      if (client.readyState === OPEN) client.close(1000);
+      if (upstream.readyState === OPEN) upstream.close(1000);
+      else if (upstream.readyState === 0) upstream.terminate();
+    };
+    client.on('close', end);
+    client.on('error', end);
+    upstream.on('close', end);
+    upstream.on('error', end);
+  });
+  const address = wss.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    kind: 'pipe',
+    baseUrl: `http://127.0.0.1:${port}`,
+    sessions: () => open,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close(() => resolve());
+      }),
+  };
+}
+
+async function settleGc(): Promise<void> {
+  const gc = globalThis.gc;
+  if (!gc) return;
+  // Several passes: weak callbacks and finalizers run between them, freeing a little more each time.
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+serve<TargetApi>({
+  start: async ({ kind, upstreamBaseUrl, dataDir, adminToken }) => {
+    if (running) throw new Error('already started');
+    running = kind === 'relay' ? await startRelay(upstreamBaseUrl, dataDir, adminToken) : await startPipe(upstreamBaseUrl);
+    return { baseUrl: running.baseUrl };
+  },
+  sample: async ({ gc }) => {
+    if (gc) await settleGc();
+    return sampleProcess();
+  },
+  heapSnapshot: async ({ file }) => {
+    await settleGc();
+    return { file: writeHeapSnapshot(file) };
+  },
+  openSessions: async () => ({ sessions: running?.sessions() ?? 0 }),
+  stop: async () => {
+    await running?.stop();
+    running = null;
+    // Exit on the next turn so the answer gets out first; exiting also writes a --cpu-prof profile.
+    setTimeout(() => process.exit(0), 50);
+    return { stopped: true };
+  },
+});
