@@ -1,4 +1,3 @@
-/* global AudioWorkletProcessor, registerProcessor */
 // AudioWorklet processor: hands the microphone's samples (first channel, at the context's own
 // rate) to the page, which resamples to 24 kHz. Copied because the render quantum's buffer is
 // reused by the audio thread after process() returns.

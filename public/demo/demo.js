@@ -1,6 +1,5 @@
 // Browser demo of the relay: microphone → 24 kHz PCM16 → Realtime WebSocket → audio and
 // transcript back, with the cost read from the relay's ledger. Vanilla JS, no build step.
-/* global document, window, location, navigator, fetch, setTimeout, clearTimeout, atob, btoa, WebSocket, AudioContext, AudioWorkletNode */
 'use strict';
 
 (() => {
