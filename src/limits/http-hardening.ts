@@ -54,7 +54,7 @@ const DEMO_HELMET: HelmetRouteOptions = {
 };
 
 function isDemoPath(url: string): boolean {
-  return url === '/demo' || url.startsWith('/demo/') || url.startsWith('/demo*');
+  return /^\/demo($|[/*])/.test(url);
 }
 
 /**

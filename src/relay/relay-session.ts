@@ -68,6 +68,11 @@ export interface RelaySessionOptions {
 
 const OPEN = 1;
 
+const GUARD_FAILED: GuardDecision = {
+  action: 'reject',
+  error: { type: 'server_error', code: 'relay_error', message: 'The relay could not check this event; try again.' },
+};
+
 /**
  * One client ↔ upstream session: forwards text frames both ways as the same bytes, in order,
  * with backpressure, and owns the lifecycle of both sockets.
@@ -327,7 +332,14 @@ export class RelaySession {
       this.sendToClient(errorEvent({ type: 'invalid_request_error', code: 'invalid_json', message: 'The frame is not valid JSON.' }));
       return;
     }
-    const decision = guard(event);
+    let decision: GuardDecision | Promise<GuardDecision>;
+    try {
+      decision = guard(event);
+    } catch {
+      // A guard that throws (a pathological frame can overflow the stack of a recursive check)
+      // runs inside a socket callback: uncaught, it would take the whole process down.
+      decision = GUARD_FAILED;
+    }
     if (!(decision instanceof Promise)) {
       this.applyDecision(decision, type, data, event);
       return;
@@ -335,7 +347,7 @@ export class RelaySession {
     // Hold every later frame until the guard decides, so order is kept.
     this.holding = true;
     decision
-      .catch((): GuardDecision => ({ action: 'reject', error: { type: 'server_error', code: 'relay_error', message: 'The relay could not check this event; try again.' } }))
+      .catch((): GuardDecision => GUARD_FAILED)
       .then((d) => {
         this.applyDecision(d, type, data, event);
         if (!this.ended) this.releasePending();
