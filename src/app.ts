@@ -84,6 +84,12 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: config.limits.bodyLimitBytes,
+    // Errors Fastify raises before routing (a malformed percent-encoding in the path) bypass
+    // setErrorHandler; without this they answer in Fastify's shape, not OpenAI's.
+    frameworkErrors: (err, _request, reply) => {
+      const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
+      void reply.status(status).send(new HttpError(status, 'invalid_request', err.message, 'invalid_request_error').toBody());
+    },
     ...(config.tls ? { https: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } } : {}),
   }) as unknown as FastifyInstance;
   installErrorHandler(app);

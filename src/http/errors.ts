@@ -65,6 +65,10 @@ export function installErrorHandler(app: FastifyInstance): void {
       return;
     }
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    if (status === 413) {
+      void reply.status(413).send(new HttpError(413, 'request_too_large', err.message).toBody());
+      return;
+    }
     if (status >= 500) request.log.error({ err }, 'request failed');
     const code = status >= 500 ? 'internal_error' : (err.code ?? 'invalid_request').toLowerCase();
     const message = status >= 500 ? 'internal server error' : err.message;

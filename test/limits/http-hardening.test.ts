@@ -69,8 +69,7 @@ describe('HTTP hardening', () => {
     expect(res.status).toBe(413);
     expect(res.headers.get('content-type')).toMatch(/application\/json/);
     const body = (await res.json()) as { error: Record<string, unknown> };
-    expect(body.error).toMatchObject({ type: 'invalid_request_error', param: null });
-    expect(typeof body.error.code).toBe('string');
+    expect(body.error).toMatchObject({ type: 'invalid_request_error', code: 'request_too_large', param: null });
     expect(typeof body.error.message).toBe('string');
   });
 

@@ -49,7 +49,7 @@ const notApi = (r: { method: string; url: string }): boolean =>
  * Routes known to declare no schema (reported to the lead), documented as "Default Response"
  * meanwhile. GET /metrics answers Prometheus text, not JSON.
  */
-const KNOWN_WITHOUT_SCHEMA: readonly string[] = ['GET /metrics'];
+const KNOWN_WITHOUT_SCHEMA: readonly string[] = [];
 
 const toOpenApiPath = (url: string): string => url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
 
