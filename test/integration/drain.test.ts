@@ -1,12 +1,10 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openDatabase } from '../../src/storage/database';
 import { Ledger } from '../../src/storage/ledger';
+import { startRelayProcess } from '../support/relay-process';
 import { delay, refusedUpgrade, TestClient } from '../support/ws-client';
-
-const REPO = path.resolve(__dirname, '..', '..');
 
 /** SIGTERM on a real relay process: stop admitting, let sessions finish, close the rest with 1001, bill everything, exit 0. */
 describe('graceful drain on SIGTERM', () => {
@@ -15,39 +13,22 @@ describe('graceful drain on SIGTERM', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('drains open sessions, refuses new ones, and loses no usage', async () => {
-    const port = 21000 + Math.floor(Math.random() * 20000);
     const admin = 'drain-admin-token-0123456789';
     const db = `sqlite:${path.join(dir, 'relay.db')}`;
-    const child = spawn(process.execPath, [path.join(REPO, 'node_modules', 'tsx', 'dist', 'cli.mjs'), path.join(REPO, 'src', 'cli', 'index.ts'), 'serve'], {
-      cwd: REPO,
-      env: {
-        PATH: process.env.PATH ?? '',
-        NODE_ENV: 'test',
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        UPSTREAM_PROVIDER: 'simulator',
-        DATABASE_URL: db,
-        SPOOL_DIR: path.join(dir, 'spool'),
-        RELAY_ADMIN_TOKEN: admin,
-        DRAIN_TIMEOUT_MS: '2500',
-        LOG_LEVEL: 'info',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const relay = await startRelayProcess({
+      UPSTREAM_PROVIDER: 'simulator',
+      DATABASE_URL: db,
+      SPOOL_DIR: path.join(dir, 'spool'),
+      RELAY_ADMIN_TOKEN: admin,
+      DRAIN_TIMEOUT_MS: '2500',
     });
-    let logs = '';
-    child.stdout.on('data', (d: Buffer) => (logs += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (logs += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const { child, exited } = relay;
     try {
-      const base = `http://127.0.0.1:${port}`;
-      for (let i = 0; i < 100; i++) {
-        if (await fetch(`${base}/readyz`).then((r) => r.ok, () => false)) break;
-        await delay(100);
-      }
+      const base = relay.baseUrl;
       const res = await fetch(`${base}/admin/keys`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ user: 'ida', scopes: ['realtime'] }) });
       const { key } = (await res.json()) as { key: string };
       const auth = { headers: { authorization: `Bearer ${key}` } };
-      const ws = `ws://127.0.0.1:${port}/v1/realtime`;
+      const ws = relay.wsUrl;
       const busy = await TestClient.connect(ws, auth);
       const idle = await TestClient.connect(ws, auth);
       await busy.waitFor('session.created');
@@ -82,7 +63,7 @@ describe('graceful drain on SIGTERM', () => {
       expect(await ledger.find('simulator', second.response.id)).not.toBeNull();
       await database.close();
     } catch (err) {
-      console.error(logs);
+      console.error(relay.logs());
       throw err;
     } finally {
       child.kill('SIGKILL');

@@ -1,0 +1,54 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { delay } from './ws-client';
+
+const REPO = path.resolve(__dirname, '..', '..');
+
+export interface RelayProcess {
+  child: ChildProcess;
+  baseUrl: string;
+  wsUrl: string;
+  logs(): string;
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/**
+ * A relay as operators run it: `realtime-relay serve` in its own process (from source, via
+ * tsx), configured only through the environment. Resolves once /readyz answers 200.
+ */
+export async function startRelayProcess(env: Record<string, string>): Promise<RelayProcess> {
+  const port = 21000 + Math.floor(Math.random() * 30000);
+  const child = spawn(process.execPath, [path.join(REPO, 'node_modules', 'tsx', 'dist', 'cli.mjs'), path.join(REPO, 'src', 'cli', 'index.ts'), 'serve'], {
+    cwd: REPO,
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const baseUrl = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 150; i++) {
+    if (child.exitCode !== null) break;
+    if (await fetch(`${baseUrl}/readyz`).then((r) => r.ok, () => false)) {
+      return {
+        child,
+        baseUrl,
+        wsUrl: `ws://127.0.0.1:${port}/v1/realtime`,
+        logs: () => output,
+        exited,
+        stop: async (signal = 'SIGTERM') => {
+          if (child.exitCode === null) child.kill(signal);
+          const t = setTimeout(() => child.kill('SIGKILL'), 10000);
+          const code = await exited;
+          clearTimeout(t);
+          return code;
+        },
+      };
+    }
+    await delay(100);
+  }
+  child.kill('SIGKILL');
+  throw new Error(`relay process did not become ready:\n${output}`);
+}
