@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import websocket from '@fastify/websocket';
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { Authenticator, requireScope } from './auth/authenticator';
 import { selectSubprotocol } from './auth/credentials';
@@ -86,7 +86,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
     bodyLimit: config.limits.bodyLimitBytes,
     // Errors Fastify raises before routing (a malformed percent-encoding in the path) bypass
     // setErrorHandler; without this they answer in Fastify's shape, not OpenAI's.
-    frameworkErrors: (err, _request, reply) => {
+    frameworkErrors: (err: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
       const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
       void reply.status(status).send(new HttpError(status, 'invalid_request', err.message, 'invalid_request_error').toBody());
     },

@@ -210,3 +210,19 @@ export class ApiKeyStore {
     return rows[0] ?? null;
   }
 }
+
+/** An API key as the admin API and the CLI show it: never the secret or its hash; times in Unix seconds. */
+export function apiKeyView(r: ApiKeyRecord): Record<string, unknown> {
+  const seconds = (ms: number | null): number | null => (ms === null ? null : Math.floor(ms / 1000));
+  return {
+    id: r.id,
+    object: 'relay.api_key',
+    user: r.user,
+    tenant: r.tenant,
+    scopes: r.scopes,
+    name: r.name,
+    created_at: seconds(r.createdAt),
+    expires_at: seconds(r.expiresAt),
+    revoked_at: seconds(r.revokedAt),
+  };
+}

@@ -30,19 +30,6 @@ export function fields(pairs: readonly (readonly [string, string])[], indent = '
   return pairs.map(([k, v]) => `${indent}${k.padEnd(width)}  ${v}`.trimEnd()).join('\n') + '\n';
 }
 
-export function csvCell(v: string | number | null): string {
-  if (v === null) return '';
-  let s = String(v);
-  // A spreadsheet runs a cell starting with = + - @ as a formula; user and model names come from users.
-  if (typeof v === 'string' && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
-/** RFC 4180 CSV (CRLF line ends), the same dialect the usage API answers with. */
-export function csv(header: readonly string[], rows: readonly (readonly (string | number | null)[])[]): string {
-  return [header.map(csvCell), ...rows.map((r) => r.map(csvCell))].map((r) => r.join(',')).join('\r\n') + '\r\n';
-}
-
 export function json(value: unknown): string {
   return `${JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`;
 }

@@ -184,8 +184,12 @@ export class SessionMeter {
     return this.track(this.write(key, 'completed', model, parsed.usage, false, 'transcription'));
   }
 
-  /** Writes an estimated row for each response still open, then waits for every pending write. */
-  async onSessionEnd(): Promise<void> {
+  /**
+   * Writes an estimated row for each response still open, and for each response.create the
+   * upstream took but never acknowledged (it may be billing it: the turn's audio was sent),
+   * then waits for every pending write.
+   */
+  async onSessionEnd(opts: { unacknowledgedRequests?: number } = {}): Promise<void> {
     if (!this.ended) {
       this.ended = true;
       this.settleCurrent();
@@ -194,6 +198,13 @@ export class SessionMeter {
         void this.track(this.write(r.id, 'in_progress', this.context.model, this.estimate(r), true, 'response'));
       }
       this.open.clear();
+      for (let i = 0; i < (opts.unacknowledgedRequests ?? 0); i++) {
+        // No response id ever arrived: a synthetic one, unique per session and request. The
+        // turn's audio goes to the first request; a later one re-reads the same context.
+        const r: OpenResponse = { id: `unacknowledged:${this.context.sessionId}:${i + 1}`, inAudioB64: i === 0 ? this.pendingInAudioB64 : 0, outAudioB64: 0, outText: 0 };
+        void this.track(this.write(r.id, 'unacknowledged', this.context.model, this.estimate(r), true, 'response'));
+      }
+      this.pendingInAudioB64 = 0;
     }
     while (this.inflight.size > 0) await Promise.all([...this.inflight]);
   }

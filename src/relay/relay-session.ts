@@ -52,6 +52,8 @@ export interface SessionSummary {
   endReason: string;
   /** Responses that were started upstream but never reported `response.done`. */
   unfinishedResponses: string[];
+  /** response.create frames sent upstream that got neither `response.created` nor an error (a stalled upstream). */
+  unacknowledgedRequests: number;
 }
 
 export interface RelaySessionOptions {
@@ -448,6 +450,7 @@ export class RelaySession {
       upstreamCloseCode: this.upstreamCloseCode,
       endReason: this.endReason || 'ended',
       unfinishedResponses: [...this.activeResponses],
+      unacknowledgedRequests: this.requestedResponses,
     };
     this.hooks.onEnd?.(summary);
     this.resolveEnded(summary);

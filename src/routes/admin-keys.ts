@@ -8,7 +8,7 @@
  * 404 key_not_found.
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { API_KEY_ID_PATTERN_SOURCE, type ApiKeyRecord, type ApiKeyStore } from '../auth/api-keys';
+import { API_KEY_ID_PATTERN_SOURCE, apiKeyView, type ApiKeyStore } from '../auth/api-keys';
 import { requireScope, type Authenticator } from '../auth/authenticator';
 import { EPHEMERAL_KEY_ID_PATTERN_SOURCE, type EphemeralKeys } from '../auth/ephemeral-keys';
 import { SCOPES, type Principal, type Scope } from '../auth/principal';
@@ -59,19 +59,7 @@ function seconds(ms: number | null): number | null {
   return ms === null ? null : Math.floor(ms / 1000);
 }
 
-function view(r: ApiKeyRecord): Record<string, unknown> {
-  return {
-    id: r.id,
-    object: 'relay.api_key',
-    user: r.user,
-    tenant: r.tenant,
-    scopes: r.scopes,
-    name: r.name,
-    created_at: seconds(r.createdAt),
-    expires_at: seconds(r.expiresAt),
-    revoked_at: seconds(r.revokedAt),
-  };
-}
+const view = apiKeyView;
 
 function notFound(id: string): HttpError {
   return new HttpError(404, 'key_not_found', `No API key with id '${id}'.`);

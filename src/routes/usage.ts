@@ -13,8 +13,8 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { hasScope, type Principal } from '../auth/principal';
 import { errorBodySchema, HttpError } from '../http/errors';
-import { formatUsd } from '../metering/money';
-import type { LedgerReader, UsageFilter, UsageGroupBy, UsageRow, UsageTotals } from '../storage/ledger';
+import { sumUsageRows, USAGE_COUNT_FIELDS, usageCsv, usageTotalsView } from '../metering/usage-report';
+import type { LedgerReader, UsageFilter, UsageGroupBy } from '../storage/ledger';
 
 export interface UsageRoutesOptions {
   ledger: Pick<LedgerReader, 'usage'>;
@@ -27,19 +27,7 @@ const DATE_PATTERN = '^\\d{4}-\\d{2}-\\d{2}(T\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?
 const dateParam = { type: 'string', pattern: DATE_PATTERN } as const;
 const name = { type: 'string', minLength: 1, maxLength: 256 } as const;
 
-const COUNT_FIELDS = [
-  'responses',
-  'estimated_responses',
-  'input_text_tokens',
-  'input_audio_tokens',
-  'input_image_tokens',
-  'cached_text_tokens',
-  'cached_audio_tokens',
-  'cached_image_tokens',
-  'output_text_tokens',
-  'output_audio_tokens',
-  'audio_duration_ms',
-] as const;
+const COUNT_FIELDS = USAGE_COUNT_FIELDS;
 
 const totalsSchema = {
   type: 'object',
@@ -112,51 +100,9 @@ function range(q: { from?: string; to?: string }): { from?: Date; to?: Date } {
   return { from, to };
 }
 
-function sumRows(rows: UsageRow[]): UsageTotals {
-  const total: UsageTotals = {
-    responses: 0,
-    estimated_responses: 0,
-    input_text_tokens: 0,
-    input_audio_tokens: 0,
-    input_image_tokens: 0,
-    cached_text_tokens: 0,
-    cached_audio_tokens: 0,
-    cached_image_tokens: 0,
-    output_text_tokens: 0,
-    output_audio_tokens: 0,
-    audio_duration_ms: 0,
-    cost_nanos: 0n,
-  };
-  for (const r of rows) {
-    for (const f of COUNT_FIELDS) total[f] += r[f];
-    total.cost_nanos += r.cost_nanos;
-  }
-  return total;
-}
-
-function view(t: UsageTotals): Record<string, number | string> {
-  const out: Record<string, number | string> = {};
-  for (const f of COUNT_FIELDS) out[f] = t[f];
-  out.cost_usd = formatUsd(t.cost_nanos);
-  return out;
-}
-
-function csvCell(v: string | number | null): string {
-  if (v === null) return '';
-  let s = String(v);
-  // A spreadsheet runs a cell starting with = + - @ as a formula; ids come from users.
-  if (typeof v === 'string' && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
-function toCsv(groupBy: UsageGroupBy, rows: UsageRow[]): string {
-  const header = [groupBy ?? 'key', ...COUNT_FIELDS, 'cost_usd'];
-  const lines = [header.join(',')];
-  for (const r of rows) {
-    lines.push([csvCell(r.key), ...COUNT_FIELDS.map((f) => csvCell(r[f])), csvCell(formatUsd(r.cost_nanos))].join(','));
-  }
-  return `${lines.join('\r\n')}\r\n`;
-}
+const sumRows = sumUsageRows;
+const view = usageTotalsView;
+const toCsv = usageCsv;
 
 function wantsCsv(req: FastifyRequest): boolean {
   const accept = req.headers.accept ?? '';

@@ -155,9 +155,9 @@ export function createSessionPlanner(deps: {
         credentialWatch.unref();
       },
       // A response cut off without its response.done is billed as an estimate.
-      onEnded: () => {
+      onEnded: (summary) => {
         if (credentialWatch) clearInterval(credentialWatch);
-        return meter.onSessionEnd();
+        return meter.onSessionEnd({ unacknowledgedRequests: summary.unacknowledgedRequests });
       },
     };
   };

@@ -3,7 +3,7 @@
  * for bootstrapping (the first admin key) and for operators without an admin token at hand.
  * It goes through ApiKeyStore, like the admin API, so keys made here are indistinguishable.
  */
-import { API_KEY_ID_PATTERN_SOURCE, ApiKeyStore, type ApiKeyRecord } from '../../auth/api-keys';
+import { API_KEY_ID_PATTERN_SOURCE, ApiKeyStore, apiKeyView, type ApiKeyRecord } from '../../auth/api-keys';
 import { SCOPES, type Scope } from '../../auth/principal';
 import { asCommand, CliFailure, EXIT, parseCommand, required, UsageError, wantsHelp, type CliIo } from '../context';
 import { withRelayDatabase } from '../database';
@@ -89,21 +89,7 @@ function checkName(value: string | undefined, option: string): string | undefine
   return value;
 }
 
-/** The admin API's key object (times in Unix seconds), so scripts can consume either. */
-function view(r: ApiKeyRecord): Record<string, unknown> {
-  const seconds = (ms: number | null): number | null => (ms === null ? null : Math.floor(ms / 1000));
-  return {
-    id: r.id,
-    object: 'relay.api_key',
-    user: r.user,
-    tenant: r.tenant,
-    scopes: r.scopes,
-    name: r.name,
-    created_at: seconds(r.createdAt),
-    expires_at: seconds(r.expiresAt),
-    revoked_at: seconds(r.revokedAt),
-  };
-}
+const view = apiKeyView;
 
 function status(r: ApiKeyRecord, now: number): string {
   if (r.revokedAt !== null) return 'revoked';

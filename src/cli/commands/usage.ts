@@ -5,10 +5,11 @@
  * the database yet, hence not here either.
  */
 import { formatUsd } from '../../metering/money';
-import { Ledger, type UsageFilter, type UsageGroupBy, type UsageRow, type UsageTotals } from '../../storage/ledger';
+import { sumUsageRows, USAGE_COUNT_FIELDS, usageCsv, usageTotalsView } from '../../metering/usage-report';
+import { Ledger, type UsageFilter, type UsageGroupBy, type UsageTotals } from '../../storage/ledger';
 import { EXIT, parseCommand, parseDateOption, UsageError, wantsHelp, type CliIo } from '../context';
 import { withRelayDatabase } from '../database';
-import { csv, json, table, type Column } from '../format';
+import { json, table, type Column } from '../format';
 
 export const USAGE_HELP = `Usage: realtime-relay usage [options]
 
@@ -29,19 +30,7 @@ Options:
   -h, --help               Show this help
 `;
 
-const COUNT_FIELDS = [
-  'responses',
-  'estimated_responses',
-  'input_text_tokens',
-  'input_audio_tokens',
-  'input_image_tokens',
-  'cached_text_tokens',
-  'cached_audio_tokens',
-  'cached_image_tokens',
-  'output_text_tokens',
-  'output_audio_tokens',
-  'audio_duration_ms',
-] as const;
+const COUNT_FIELDS = USAGE_COUNT_FIELDS;
 
 /** Table headers: the field names without their unit suffix, so the table fits a wide terminal. */
 const HEADERS: Record<(typeof COUNT_FIELDS)[number], string> = {
@@ -60,34 +49,8 @@ const HEADERS: Record<(typeof COUNT_FIELDS)[number], string> = {
 
 const GROUPS = ['day', 'model', 'user'] as const;
 
-function sum(rows: readonly UsageRow[]): UsageTotals {
-  const total: UsageTotals = {
-    responses: 0,
-    estimated_responses: 0,
-    input_text_tokens: 0,
-    input_audio_tokens: 0,
-    input_image_tokens: 0,
-    cached_text_tokens: 0,
-    cached_audio_tokens: 0,
-    cached_image_tokens: 0,
-    output_text_tokens: 0,
-    output_audio_tokens: 0,
-    audio_duration_ms: 0,
-    cost_nanos: 0n,
-  };
-  for (const r of rows) {
-    for (const f of COUNT_FIELDS) total[f] += r[f];
-    total.cost_nanos += r.cost_nanos;
-  }
-  return total;
-}
-
-function totalsView(t: UsageTotals): Record<string, number | string> {
-  const out: Record<string, number | string> = {};
-  for (const f of COUNT_FIELDS) out[f] = t[f];
-  out.cost_usd = formatUsd(t.cost_nanos);
-  return out;
-}
+const sum = sumUsageRows;
+const totalsView = usageTotalsView;
 
 function cells(label: string, t: UsageTotals): string[] {
   return [label, ...COUNT_FIELDS.map((f) => String(t[f])), formatUsd(t.cost_nanos)];
@@ -133,7 +96,7 @@ export async function usageCommand(argv: string[], io: CliIo): Promise<number> {
   const total = sum(rows);
 
   if (values.csv) {
-    io.stdout(csv([groupBy ?? 'key', ...COUNT_FIELDS, 'cost_usd'], rows.map((r) => [r.key, ...COUNT_FIELDS.map((f) => r[f]), formatUsd(r.cost_nanos)])));
+    io.stdout(usageCsv(groupBy, rows));
     return EXIT.ok;
   }
   if (values.json) {
