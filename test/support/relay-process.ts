@@ -14,12 +14,14 @@ export interface RelayProcess {
 }
 
 /**
- * A relay as operators run it: `realtime-relay serve` in its own process (from source, via
- * tsx), configured only through the environment. Resolves once /readyz answers 200.
+ * A relay as operators run it: `realtime-relay serve` in its own process (from source),
+ * configured only through the environment. Resolves once /readyz answers 200.
  */
 export async function startRelayProcess(env: Record<string, string>): Promise<RelayProcess> {
   const port = 21000 + Math.floor(Math.random() * 30000);
-  const child = spawn(process.execPath, [path.join(REPO, 'node_modules', 'tsx', 'dist', 'cli.mjs'), path.join(REPO, 'src', 'cli', 'index.ts'), 'serve'], {
+  // tsx as a loader inside one node process (not the tsx CLI, which runs a child): signals
+  // reach the relay itself, as they do in production.
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'src', 'cli', 'index.ts'), 'serve'], {
     cwd: REPO,
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
