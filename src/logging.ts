@@ -26,10 +26,41 @@ export const REDACT_PATHS = [
   'token',
 ];
 
+// Query parameters named like a credential, or holding a value shaped like one (relay, ephemeral
+// or provider key, bearer token, JWT). The relay refuses such requests (auth/credentials.ts),
+// but Fastify logs the URL of every request before any hook runs.
+const QUERY_CREDENTIAL_NAME = /([?&](?:api[-_]?key|key|token|access[-_]?token|auth|authorization|bearer|jwt|client[-_]?secret|secret)=)[^&#]*/gi;
+const QUERY_CREDENTIAL_VALUE = /([?&][^=&#]*=)(?:rk_|ek_|sk-|eyJ|bearer(?:\s|%20|\+))[^&#]*/gi;
+
+export function redactUrlCredentials(url: string): string {
+  return url.replace(QUERY_CREDENTIAL_NAME, '$1[redacted]').replace(QUERY_CREDENTIAL_VALUE, '$1[redacted]');
+}
+
+interface LoggedRequest {
+  method?: unknown;
+  url?: unknown;
+  headers?: Record<string, unknown>;
+  host?: unknown;
+  ip?: unknown;
+  raw?: unknown;
+  socket?: { remotePort?: unknown };
+}
+
+/** Fastify's own request serializer (same fields), with credentials in the query string masked. */
+function serializeRequest(req: unknown): unknown {
+  if (typeof req !== 'object' || req === null) return req;
+  const r = req as LoggedRequest;
+  const url = typeof r.url === 'string' ? redactUrlCredentials(r.url) : r.url;
+  // A hand-made object keeps its fields (headers are then masked by REDACT_PATHS).
+  if (r.raw === undefined && r.socket === undefined) return { ...r, url };
+  return { method: r.method, url, version: r.headers?.['accept-version'], host: r.host, remoteAddress: r.ip, remotePort: r.socket?.remotePort };
+}
+
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(
     {
       level,
+      serializers: { req: serializeRequest },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       base: { service: 'realtime-relay' },
       timestamp: pino.stdTimeFunctions.isoTime,

@@ -211,7 +211,7 @@ describe('relay core against the simulator', () => {
     await idle.waitFor('session.created');
     const idleClose = await idle.closed;
     expect(idleClose.code).toBe(CloseCode.idleTimeout);
-    expect(idle.events.at(-1)).toMatchObject({ type: 'error', error: { code: 'idle_timeout' } });
+    expect(idle.events.filter((e) => e.type === 'error')).toEqual([expect.objectContaining({ error: expect.objectContaining({ code: 'idle_timeout' }) })]);
     await h.close();
 
     h = await startCoreHarness({ MAX_SESSION_MS: '1000' });
@@ -238,10 +238,11 @@ describe('relay core against the simulator', () => {
   });
 
   it('keeps a healthy session alive across many ping intervals', async () => {
-    h = await startCoreHarness({ PING_INTERVAL_MS: '50' });
+    // Intervals long enough that a loaded CI machine still answers each ping in time.
+    h = await startCoreHarness({ PING_INTERVAL_MS: '200' });
     const c = await TestClient.connect(h.url);
     await c.waitFor('session.created');
-    await delay(600);
+    await delay(1500);
     expect(h.sessions.size).toBe(1);
     c.send({ type: 'response.create' });
     await c.waitFor('response.done');

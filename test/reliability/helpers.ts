@@ -1,3 +1,4 @@
+import { runInThisContext } from 'node:vm';
 import type { RelayInstance, RelayResponse } from '../support/relay-instance';
 import { delay, TestClient } from '../support/ws-client';
 
@@ -17,8 +18,13 @@ export const HAMMER_ENV: Readonly<Record<string, string>> = {
 /**
  * Collects unhandled rejections and uncaught exceptions while installed. A relay bug that
  * throws in a socket callback would kill a production process; here it must fail the test.
+ *
+ * The listeners go on the real process: jest gives each test file a copy of `process` whose
+ * `on` registers on the copy, where Node never emits these events. (jest-circus also fails
+ * the running test on them; this makes the property's own assertion say so, with the stack.)
  */
 export function crashWatch(): { install(): void; uninstall(): void; assertNone(): void } {
+  const realProcess = runInThisContext('process') as NodeJS.Process;
   const seen: unknown[] = [];
   const onRejection = (reason: unknown): void => {
     seen.push(reason);
@@ -28,12 +34,12 @@ export function crashWatch(): { install(): void; uninstall(): void; assertNone()
   };
   return {
     install() {
-      process.on('unhandledRejection', onRejection);
-      process.on('uncaughtException', onException);
+      realProcess.on('unhandledRejection', onRejection);
+      realProcess.on('uncaughtException', onException);
     },
     uninstall() {
-      process.off('unhandledRejection', onRejection);
-      process.off('uncaughtException', onException);
+      realProcess.off('unhandledRejection', onRejection);
+      realProcess.off('uncaughtException', onException);
     },
     assertNone() {
       const list = seen.splice(0);
