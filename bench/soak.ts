@@ -23,6 +23,7 @@ import { createLogger } from '../src/logging';
 import { costOf } from '../src/metering/cost';
 import { emptyUsage, type TokenUsage } from '../src/metering/usage';
 import type { UsageTotals as SimTotals } from '../src/simulator/usage';
+import { prng } from '../src/simulator/ids';
 
 const MODEL = 'gpt-realtime';
 const ADMIN_TOKEN = 'soak-admin-token-0123456789abcdef0123456789';
@@ -50,17 +51,6 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-/** mulberry32: the same seed gives the same turns, so a mismatch can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WORDS = ['book', 'a', 'table', 'for', 'two', 'tonight', 'weather', 'in', 'Paris', 'please', 'what', 'is', 'the', 'time', 'tell', 'me', 'joke', 'about', 'cats', 'and', 'trains'];
 
