@@ -20,6 +20,8 @@ let mode: Mode = 'idle';
 
 interface Session {
   idx: number;
+  /** Which path the session goes through: only one group streams at a time. */
+  group: string;
   client: WebSocket;
   upstream: WebSocket | null;
   c2uSeq: number;
@@ -30,6 +32,8 @@ interface Session {
 }
 
 const sessions = new Map<number, Session>();
+let nextIdx = 0;
+let streamingGroup: string | null = null;
 /** Sessions whose client is open, waiting for their hello to reach the upstream. */
 const helloWaiters = new Map<number, () => void>();
 
@@ -60,7 +64,10 @@ class DirectionLog {
     this.recvBytes.add(bytes);
   }
 
-  /** Figures for the frames due inside [fromUs, toUs): the steady state, warm-up excluded. */
+  /**
+   * Rates count frames that arrived inside [fromUs, toUs); delays and latencies, the frames due
+   * inside it (whenever they arrived): under overload the two differ, and both matter.
+   */
   result(fromUs: number, toUs: number, delayThresholdUs: number): DirectionResult {
     const inWindow = (t: number): boolean => t >= fromUs && t < toUs;
     let sentInWindow = 0;
@@ -73,6 +80,7 @@ class DirectionLog {
       sendLag.add(sl[i]);
     }
     let receivedInWindow = 0;
+    let deliveredInWindow = 0;
     let delayed = 0;
     let bytes = 0;
     const latency = new Samples();
@@ -82,9 +90,12 @@ class DirectionLog {
     const rlate = this.recvLateness.values();
     const rb = this.recvBytes.values();
     for (let i = 0; i < rd.length; i++) {
+      if (inWindow(rd[i] + rlate[i])) {
+        deliveredInWindow++;
+        bytes += rb[i];
+      }
       if (!inWindow(rd[i])) continue;
       receivedInWindow++;
-      bytes += rb[i];
       latency.add(rl[i]);
       lateness.add(rlate[i]);
       if (rlate[i] > delayThresholdUs) delayed++;
@@ -92,6 +103,7 @@ class DirectionLog {
     return {
       sentInWindow,
       receivedInWindow,
+      deliveredInWindow,
       dropped: Math.max(0, this.sent - this.received),
       reordered: this.reordered,
       delayed,
@@ -179,10 +191,10 @@ function onClientMessage(s: Session, data: Buffer): void {
   u2cLog.onReceived(stamp.scheduledUs, stamp.sentUs, at, data.length);
 }
 
-function connectOne(idx: number, url: string, headers: Record<string, string>, timeoutMs: number): Promise<void> {
+function connectOne(idx: number, group: string, url: string, headers: Record<string, string>, timeoutMs: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const client = new WebSocket(url, { headers, perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: timeoutMs, maxPayload: 64 * 1024 * 1024 });
-    const s: Session = { idx, client, upstream: null, c2uSeq: 0, u2cSeq: 0, lastC2uSeen: 0, lastU2cSeen: 0, closed: false };
+    const s: Session = { idx, group, client, upstream: null, c2uSeq: 0, u2cSeq: 0, lastC2uSeen: 0, lastU2cSeen: 0, closed: false };
     sessions.set(idx, s);
     let settled = false;
     const timer = setTimeout(() => fail(new Error(`session ${idx}: not relayed end to end within ${timeoutMs} ms`)), timeoutMs);
@@ -207,7 +219,7 @@ function connectOne(idx: number, url: string, headers: Record<string, string>, t
     client.on('unexpected-response', (_req, res) => fail(new Error(`session ${idx}: handshake answered ${res.statusCode}`)));
     client.on('error', (err) => fail(err));
     client.on('close', (code) => {
-      if (!s.closed && mode === 'stream') closedEarly++;
+      if (!s.closed && mode === 'stream' && s.group === streamingGroup) closedEarly++;
       s.closed = true;
       fail(new Error(`session ${idx}: closed ${code} before it was relayed`));
     });
@@ -224,8 +236,8 @@ interface Due {
 
 let schedulerTimer: NodeJS.Timeout | null = null;
 
-function startScheduler(periodMs: number): number {
-  const list = [...sessions.values()];
+function startScheduler(periodMs: number, group: string): number {
+  const list = [...sessions.values()].filter((s) => s.group === group);
   const n = list.length;
   const dues: Due[] = [];
   // Sessions are spread evenly over the period, as independent callers would be; the upstream
@@ -274,7 +286,7 @@ function send(d: Due, dueUs: number): void {
 
 // ---- commands -------------------------------------------------------------------------------
 
-async function connectMany(url: string, headers: Record<string, string>, n: number, concurrency: number, timeoutMs: number) {
+async function connectMany(group: string, url: string, headers: Record<string, string>, n: number, concurrency: number, timeoutMs: number) {
   const started = performance.now();
   let next = 0;
   let connected = 0;
@@ -282,9 +294,9 @@ async function connectMany(url: string, headers: Record<string, string>, n: numb
   let firstError: string | null = null;
   const worker = async (): Promise<void> => {
     while (next < n) {
-      const idx = next++;
+      next++;
       try {
-        await connectOne(idx, url, headers, timeoutMs);
+        await connectOne(nextIdx++, group, url, headers, timeoutMs);
         connected++;
       } catch (err) {
         failed++;
@@ -296,93 +308,118 @@ async function connectMany(url: string, headers: Record<string, string>, n: numb
   return { connected, failed, ms: performance.now() - started, firstError };
 }
 
-async function disconnectAll(): Promise<number> {
-  const list = [...sessions.values()];
-  mode = 'idle';
-  await Promise.all(
-    list.map(
-      (s) =>
-        new Promise<void>((resolve) => {
-          s.closed = true;
-          if (s.client.readyState === WebSocket.CLOSED) return resolve();
-          const t = setTimeout(() => {
-            s.client.terminate();
-            resolve();
-          }, 5000);
-          s.client.once('close', () => {
-            clearTimeout(t);
-            resolve();
-          });
-          s.client.close(1000);
-        }),
-    ),
-  );
-  sessions.clear();
+function closeClient(s: Session): Promise<void> {
+  return new Promise<void>((resolve) => {
+    s.closed = true;
+    if (s.client.readyState === WebSocket.CLOSED) return resolve();
+    const t = setTimeout(() => {
+      s.client.terminate();
+      resolve();
+    }, 5000);
+    s.client.once('close', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    s.client.close(1000);
+  });
+}
+
+/** Closes one group's sessions, or all; resolves once their upstream ends are gone too. */
+async function disconnect(group?: string): Promise<number> {
+  const list = [...sessions.values()].filter((s) => group === undefined || s.group === group);
+  if (group === undefined) mode = 'idle';
+  await Promise.all(list.map(closeClient));
+  for (const s of list) sessions.delete(s.idx);
+  if (sessions.size === 0) nextIdx = 0;
   // The next scenario starts only once the far ends are gone too.
+  const ups = list.map((s) => s.upstream).filter((u): u is WebSocket => u !== null);
   const deadline = Date.now() + 10_000;
-  while (upstreamServer.clients.size > 0 && Date.now() < deadline) await sleep(20);
-  for (const ws of upstreamServer.clients) ws.terminate();
+  while (ups.some((u) => u.readyState !== WebSocket.CLOSED) && Date.now() < deadline) await sleep(20);
+  for (const u of ups) if (u.readyState !== WebSocket.CLOSED) u.terminate();
+  if (group === undefined) {
+    while (upstreamServer.clients.size > 0 && Date.now() < deadline) await sleep(20);
+    for (const ws of upstreamServer.clients) ws.terminate();
+  }
   return list.length;
 }
+
+const disconnectAll = (): Promise<number> => disconnect();
 
 serve<LoadApi>({
   init: async () => {
     const port = await upstreamReady;
     return { upstreamBaseUrl: `http://127.0.0.1:${port}/v1`, upstreamWsUrl: `ws://127.0.0.1:${port}/v1/realtime?model=gpt-realtime` };
   },
-  latency: async ({ url, headers, samples, warmup, gapMs }) => {
+  latency: async ({ paths, samples, warmup, gapMs }) => {
     const errors: string[] = [];
     await disconnectAll();
-    await connectOne(0, url, headers, 10_000);
-    const s = sessions.get(0) as Session;
+    // One session per path, all open at once: frames alternate between the paths, so whatever
+    // the machine does meanwhile (another VM, a frequency change) touches every path alike.
+    for (let k = 0; k < paths.length; k++) await connectOne(nextIdx++, 'latency', paths[k].url, paths[k].headers, 10_000);
     mode = 'echo';
-    const c2u = new Float64Array(samples);
-    const u2c = new Float64Array(samples);
+    const out = paths.map(() => ({ c2u: new Float64Array(samples), u2c: new Float64Array(samples) }));
     let n = 0;
     for (let i = 1; i <= warmup + samples && errors.length < 10; i++) {
-      const reply = new Promise<number>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`no echo for frame ${i} within 5 s`)), 5000);
-        echoWaiter = (u) => {
-          clearTimeout(t);
-          resolve(u);
-        };
-      });
-      s.client.send(makeFrame('append', { session: 0, seq: i, scheduledUs: 0, sentUs: nowUs() }), TEXT);
-      try {
-        const u = await reply;
-        if (i > warmup) {
-          c2u[n] = echoC2u;
-          u2c[n] = u;
-          n++;
+      for (let j = 0; j < paths.length; j++) {
+        // The order rotates too, so no path is always the one right after another's frame.
+        const k = (i + j) % paths.length;
+        const s = sessions.get(k) as Session;
+        const reply = new Promise<number>((resolve, reject) => {
+          const t = setTimeout(() => reject(new Error(`path ${k}: no echo for frame ${i} within 5 s`)), 5000);
+          echoWaiter = (u) => {
+            clearTimeout(t);
+            resolve(u);
+          };
+        });
+        s.client.send(makeFrame('append', { session: k, seq: i, scheduledUs: 0, sentUs: nowUs() }), TEXT);
+        try {
+          const u = await reply;
+          if (i > warmup) {
+            out[k].c2u[n] = echoC2u;
+            out[k].u2c[n] = u;
+          }
+        } catch (err) {
+          errors.push(err instanceof Error ? err.message : String(err));
         }
-      } catch (err) {
-        errors.push(err instanceof Error ? err.message : String(err));
+        echoWaiter = null;
+        await sleep(gapMs);
       }
-      echoWaiter = null;
-      await sleep(gapMs);
+      if (i > warmup) n++;
     }
     await disconnectAll();
-    return { c2u: c2u.slice(0, n), u2c: u2c.slice(0, n), errors };
+    return { perPath: out.map((o) => ({ c2u: o.c2u.slice(0, n), u2c: o.u2c.slice(0, n) })), errors };
   },
-  connect: async ({ url, headers, sessions: n, concurrency, timeoutMs }) => {
-    await disconnectAll();
-    return connectMany(url, headers, n, concurrency, timeoutMs);
-  },
-  streamStart: async ({ periodMs }) => {
+  connect: async ({ group, url, headers, sessions: n, concurrency, timeoutMs }) => connectMany(group, url, headers, n, concurrency, timeoutMs),
+  streamStart: async ({ periodMs, group }) => {
     c2uLog = new DirectionLog();
     u2cLog = new DirectionLog();
     foreignFrames = 0;
     foreignSample.length = 0;
     closedEarly = 0;
     mode = 'stream';
-    return { startedUs: startScheduler(periodMs) };
+    streamingGroup = group;
+    return { startedUs: startScheduler(periodMs, group) };
   },
   sample: async () => sampleProcess(),
-  streamStop: async ({ windowStartUs, windowEndUs, graceMs, delayThresholdMs }) => {
+  streamStop: async ({ windowStartUs, windowEndUs, graceMs, maxGraceMs, delayThresholdMs }) => {
     if (schedulerTimer) clearTimeout(schedulerTimer);
     schedulerTimer = null;
-    await sleep(graceMs);
+    // A frame still queued somewhere is late, not lost: wait until arrivals stop for graceMs.
+    const started = performance.now();
+    let last = -1;
+    let lastChange = performance.now();
+    while (performance.now() - lastChange < graceMs && performance.now() - started < maxGraceMs) {
+      const now = c2uLog.received + u2cLog.received;
+      if (now !== last) {
+        last = now;
+        lastChange = performance.now();
+      }
+      if (c2uLog.received >= c2uLog.sent && u2cLog.received >= u2cLog.sent) break;
+      await sleep(100);
+    }
     const thresholdUs = delayThresholdMs * 1000;
+    mode = 'idle';
+    streamingGroup = null;
     return {
       windowMs: (windowEndUs - windowStartUs) / 1000,
       c2u: c2uLog.result(windowStartUs, windowEndUs, thresholdUs),
@@ -392,5 +429,5 @@ serve<LoadApi>({
       closedEarly,
     };
   },
-  disconnect: async () => ({ closed: await disconnectAll() }),
+  disconnect: async ({ group }) => ({ closed: await disconnect(group) }),
 });

@@ -6,9 +6,16 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { writeHeapSnapshot } from 'node:v8';
+import websocket from '@fastify/websocket';
+import Fastify from 'fastify';
 import WebSocket, { WebSocketServer } from 'ws';
 import { createRelay, type Relay } from '../src/app';
-import { loadConfig } from '../src/config/config';
+import type { Principal } from '../src/auth/principal';
+import { loadConfig, type RelayConfig } from '../src/config/config';
+import { RelaySession } from '../src/relay/relay-session';
+import { SessionRegistry } from '../src/relay/session-registry';
+import { realtimeRoutes } from '../src/routes/realtime';
+import { createProvider } from '../src/upstream';
 import { sampleProcess, type TargetApi, type TargetKind } from './lib/protocol';
 import { serve } from './lib/rpc';
 
@@ -24,8 +31,8 @@ interface Running {
 
 let running: Running | null = null;
 
-async function startRelay(upstreamBaseUrl: string, dataDir: string, adminToken: string): Promise<Running> {
-  const config = loadConfig({
+function relayConfig(upstreamBaseUrl: string, dataDir: string, adminToken: string): RelayConfig {
+  return loadConfig({
     // Production settings, as deployed: no simulator, no demo page, a real (here: local) upstream.
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
@@ -45,7 +52,10 @@ async function startRelay(upstreamBaseUrl: string, dataDir: string, adminToken: 
     MAX_SESSIONS_PER_KEY: '100000',
     CONNECTIONS_PER_MINUTE_PER_USER: '1000000',
   });
-  const relay: Relay = await createRelay(config);
+}
+
+async function startRelay(upstreamBaseUrl: string, dataDir: string, adminToken: string): Promise<Running> {
+  const relay: Relay = await createRelay(relayConfig(upstreamBaseUrl, dataDir, adminToken));
   const baseUrl = await relay.listen();
   return {
     kind: 'relay',
@@ -105,6 +115,54 @@ async function startPipe(upstreamBaseUrl: string): Promise<Running> {
   };
 }
 
+/**
+ * Diagnostic: the realtime route alone in Fastify (as the relay-core tests build it), without
+ * identity, metering, limits or metrics. Relay minus this = what those layers cost per frame.
+ */
+async function startRelayCore(upstreamBaseUrl: string, dataDir: string, adminToken: string): Promise<Running> {
+  const config = relayConfig(upstreamBaseUrl, dataDir, adminToken);
+  const provider = createProvider(config.upstream);
+  const sessions = new SessionRegistry();
+  const app = Fastify({ logger: false });
+  await app.register(websocket, { options: { maxPayload: config.relay.maxFrameBytes * 2 + 1024 * 1024, perMessageDeflate: false } });
+  const principal: Principal = { user: 'bench-user', scopes: ['realtime'], kind: 'api_key', keyId: 'bench-key' };
+  await app.register(realtimeRoutes, { config, provider, sessions, authenticate: async () => principal });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return { kind: 'relay-core', baseUrl: `http://127.0.0.1:${port}`, sessions: () => sessions.size, stop: () => app.close() };
+}
+
+/** Diagnostic: RelaySession with no hooks on a bare ws server: the session class against the pipe. */
+async function startSessionOnWs(upstreamBaseUrl: string, dataDir: string, adminToken: string): Promise<Running> {
+  const config = relayConfig(upstreamBaseUrl, dataDir, adminToken);
+  const provider = createProvider(config.upstream);
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: config.relay.maxFrameBytes * 2 + 1024 * 1024 });
+  await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+  let open = 0;
+  let counter = 0;
+  wss.on('connection', (client) => {
+    open++;
+    const sessionId = `bench_${++counter}`;
+    const session = new RelaySession({ sessionId, client, upstream: provider.realtimeTarget('gpt-realtime', sessionId), limits: config.relay, connectTimeoutMs: config.upstream.connectTimeoutMs });
+    void session.run().then(() => {
+      open--;
+    });
+  });
+  const address = wss.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    kind: 'session-ws',
+    baseUrl: `http://127.0.0.1:${port}`,
+    sessions: () => open,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close(() => resolve());
+      }),
+  };
+}
+
 async function settleGc(): Promise<void> {
   const gc = globalThis.gc;
   if (!gc) return;
@@ -118,7 +176,13 @@ async function settleGc(): Promise<void> {
 serve<TargetApi>({
   start: async ({ kind, upstreamBaseUrl, dataDir, adminToken }) => {
     if (running) throw new Error('already started');
-    running = kind === 'relay' ? await startRelay(upstreamBaseUrl, dataDir, adminToken) : await startPipe(upstreamBaseUrl);
+    const starters: Record<TargetKind, () => Promise<Running>> = {
+      relay: () => startRelay(upstreamBaseUrl, dataDir, adminToken),
+      pipe: () => startPipe(upstreamBaseUrl),
+      'relay-core': () => startRelayCore(upstreamBaseUrl, dataDir, adminToken),
+      'session-ws': () => startSessionOnWs(upstreamBaseUrl, dataDir, adminToken),
+    };
+    running = await starters[kind]();
     return { baseUrl: running.baseUrl };
   },
   sample: async ({ gc }) => {

@@ -11,10 +11,19 @@ export interface CpuSnapshot {
   busy: number[];
   /** Jiffies of each watched process (all its threads). */
   pids: Map<number, number>;
+  /** Nanoseconds each watched process's main thread (its event loop) spent runnable but not running. */
+  waitNs: Map<number, number>;
 }
 
 export interface Background {
   seconds: number;
+  /**
+   * Share of the window the event loop of the process under test (then of the load process)
+   * was ready to run but had no core: the direct measure of interference, unlike core usage,
+   * which also counts time the bench did not want.
+   */
+  targetWait: number;
+  loadWait: number;
   /** Per core: share of the core used by processes other than the watched ones on it. */
   foreign: number[];
   /** All cores: cores' worth of time used by processes other than the watched ones. */
@@ -51,18 +60,35 @@ function readPid(pid: number): number {
   }
 }
 
+function readWaitNs(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]);
+  } catch {
+    return 0;
+  }
+}
+
 export function snapshot(pids: readonly number[]): CpuSnapshot {
   const m = new Map<number, number>();
-  for (const p of pids) m.set(p, readPid(p));
-  return { atMs: performance.now(), busy: readCores(), pids: m };
+  const w = new Map<number, number>();
+  for (const p of pids) {
+    m.set(p, readPid(p));
+    w.set(p, readWaitNs(p));
+  }
+  return { atMs: performance.now(), busy: readCores(), pids: m, waitNs: w };
 }
 
 /**
  * Foreign load per core between two snapshots. `owners[core]` lists the watched pids pinned
  * to that core; their time is subtracted from the core's busy time.
  */
-export function background(a: CpuSnapshot, b: CpuSnapshot, owners: number[][]): Background {
+export function background(a: CpuSnapshot, b: CpuSnapshot, owners: number[][], roles: { target: readonly number[]; load: readonly number[] }): Background {
   const seconds = (b.atMs - a.atMs) / 1000;
+  const waited = (pids: readonly number[]): number => {
+    let ns = 0;
+    for (const p of pids) ns += (b.waitNs.get(p) ?? 0) - (a.waitNs.get(p) ?? b.waitNs.get(p) ?? 0);
+    return seconds > 0 ? Math.max(0, ns / 1e9 / seconds) : 0;
+  };
   const share = (jiffies: number): number => (seconds > 0 ? Math.max(0, jiffies / HZ / seconds) : 0);
   const foreign = b.busy.map((busy, core) => {
     let ours = 0;
@@ -73,7 +99,7 @@ export function background(a: CpuSnapshot, b: CpuSnapshot, owners: number[][]): 
   b.busy.forEach((busy, core) => (busyAll += busy - (a.busy[core] ?? busy)));
   let oursAll = 0;
   for (const [pid, j] of b.pids) oursAll += j - (a.pids.get(pid) ?? j);
-  return { seconds, foreign, foreignTotal: share(busyAll - oursAll) };
+  return { seconds, targetWait: waited(roles.target), loadWait: waited(roles.load), foreign, foreignTotal: share(busyAll - oursAll) };
 }
 
 export function isLinuxProc(): boolean {

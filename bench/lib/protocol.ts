@@ -1,7 +1,10 @@
 /** What the orchestrator asks of the relay-side process and of the load process. */
 
-export type TargetKind = 'relay' | 'pipe';
+/** relay-core and session-ws are diagnostics: the relay with its layers peeled off. */
+export type TargetKind = 'relay' | 'pipe' | 'relay-core' | 'session-ws';
 export type PathKind = 'direct' | TargetKind;
+/** The paths the latency comparison and the targets are about. */
+export type MainPath = 'direct' | 'pipe' | 'relay';
 
 /** One process's counters at an instant. */
 export interface ProcSample {
@@ -28,11 +31,16 @@ export type TargetApi = {
   stop: { args: NoArgs; result: { stopped: true } };
 };
 
-export interface LatencyResult {
+export interface LatencySamples {
   /** One-way client → upstream, µs. */
   c2u: Float64Array;
   /** One-way upstream → client, µs. */
   u2c: Float64Array;
+}
+
+export interface LatencyResult {
+  /** In the order of the paths asked for. */
+  perPath: LatencySamples[];
   errors: string[];
 }
 
@@ -46,13 +54,17 @@ export interface ConnectResult {
 export interface DirectionResult {
   /** Frames due inside the window, by their schedule. */
   sentInWindow: number;
+  /** Of those, how many arrived (at any time). */
   receivedInWindow: number;
-  /** Frames sent at any time during the run that never arrived (after the grace period). */
+  /** Frames that arrived inside the window, whenever due: the delivered rate. */
+  deliveredInWindow: number;
+  /** Frames sent at any time during the run that never arrived (arrivals had stopped for the grace period). */
   dropped: number;
   /** Frames that arrived out of order within their session. */
   reordered: number;
   /** Frames (due inside the window) that arrived later than the threshold after their schedule. */
   delayed: number;
+  /** Bytes of the frames delivered inside the window. */
   bytesInWindow: number;
   /** One-way latency (arrival − actual send), µs, frames due inside the window. */
   latencyUs: Float64Array;
@@ -74,12 +86,15 @@ export interface StreamResult {
 
 export type LoadApi = {
   init: { args: NoArgs; result: { upstreamBaseUrl: string; upstreamWsUrl: string } };
-  latency: { args: { url: string; headers: Record<string, string>; samples: number; warmup: number; gapMs: number }; result: LatencyResult };
-  connect: { args: { url: string; headers: Record<string, string>; sessions: number; concurrency: number; timeoutMs: number }; result: ConnectResult };
-  streamStart: { args: { periodMs: number }; result: { startedUs: number } };
+  latency: { args: { paths: { url: string; headers: Record<string, string> }[]; samples: number; warmup: number; gapMs: number }; result: LatencyResult };
+  /** Adds sessions to a group (a path); sessions already open stay. */
+  connect: { args: { group: string; url: string; headers: Record<string, string>; sessions: number; concurrency: number; timeoutMs: number }; result: ConnectResult };
+  /** Streams audio on one group's sessions; the others stay open and idle. */
+  streamStart: { args: { periodMs: number; group: string }; result: { startedUs: number } };
   sample: { args: NoArgs; result: ProcSample };
-  streamStop: { args: { windowStartUs: number; windowEndUs: number; graceMs: number; delayThresholdMs: number }; result: StreamResult };
-  disconnect: { args: NoArgs; result: { closed: number } };
+  streamStop: { args: { windowStartUs: number; windowEndUs: number; graceMs: number; maxGraceMs: number; delayThresholdMs: number }; result: StreamResult };
+  /** Closes one group's sessions, or every session. */
+  disconnect: { args: { group?: string }; result: { closed: number } };
 };
 
 export function sampleProcess(): ProcSample {

@@ -2,7 +2,7 @@
 import type { Background } from './cpu-monitor';
 import { formatProfile } from './cpuprofile';
 import { frameBytes } from './frames';
-import type { PathKind } from './protocol';
+import type { MainPath, PathKind } from './protocol';
 import type { BenchResults, LatencyReport, Options, ThroughputRow, Verdict } from './results';
 import { ratio } from './stats';
 
@@ -15,8 +15,16 @@ const us = (v: number): string => (Number.isFinite(v) ? v.toFixed(0) : '—');
 const x = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '—');
 const kib = (v: number): string => (Number.isFinite(v) ? (v / 1024).toFixed(1) : '—');
 const pct = (v: number): string => (Number.isFinite(v) ? `${(100 * v).toFixed(1)}%` : '—');
-const pathName = (p: PathKind): string => (p === 'direct' ? 'direct' : p === 'pipe' ? 'bare pipe' : 'relay');
+const PATH_NAMES: Record<PathKind, string> = {
+  direct: 'direct',
+  pipe: 'bare pipe',
+  relay: 'relay',
+  'relay-core': 'relay core only (diag.)',
+  'session-ws': 'RelaySession on bare ws (diag.)',
+};
+const pathName = (p: PathKind): string => PATH_NAMES[p];
 
+/** Other processes' share of core 0 (relay) / core 1 (load generator). */
 function bg(b: Background | null): string {
   if (!b) return '—';
   return b.foreign.length >= 2 ? b.foreign.map((f) => `${Math.round(100 * f)}%`).join(' / ') : `${Math.round(100 * b.foreignTotal)}%`;
@@ -55,12 +63,12 @@ export function verdicts(lat: LatencyReport | null, rows: ThroughputRow[], o: Op
 function latencySection(l: LatencyReport): string[] {
   const parts: string[] = ['## Added latency per frame (µs)', ''];
   parts.push(
-    `${l.method}. ${l.samplesPerPath} samples per path and direction; other processes' load on core 0 / core 1 during the worst kept call: ${bg(l.background)}` +
+    `${l.method}. ${l.samplesPerPath} samples per path and direction; other processes' share of core 0 / core 1 in the worst kept round: ${bg(l.background)}` +
       (l.discardedNoisyCalls ? `; ${l.discardedNoisyCalls} calls discarded as noisy and re-run` : '') +
       '.',
     '',
   );
-  const row = (label: string, dir: 'c2u' | 'u2c', p: PathKind): (string | number)[] => {
+  const row = (label: string, dir: 'c2u' | 'u2c', p: MainPath): (string | number)[] => {
     const a = l.absolute[p][dir];
     const add = p === 'direct' ? null : l.added[p][dir];
     return [label, p === 'direct' ? 'direct (no hop)' : p === 'pipe' ? 'bare ws pipe' : 'relay', us(a.p50), us(a.p99), us(a.p999), add ? us(add.p50) : '—', add ? us(add.p99) : '—', add ? us(add.p999) : '—'];
@@ -96,19 +104,28 @@ function latencySection(l: LatencyReport): string[] {
   return parts;
 }
 
+/** The process under test kept up: a per-session cost measured there extrapolates. */
+function keptUp(t: ThroughputRow): boolean {
+  const expected = t.c2u.expectedFramesPerS + t.u2c.expectedFramesPerS;
+  return t.target !== undefined && t.target.cpuCoreShare < 0.9 && t.dropped === 0 && t.framesPerS >= 0.99 * expected;
+}
+
 function throughputSection(rows: ThroughputRow[], o: Options): string[] {
   const parts: string[] = ['## Real-time audio throughput', ''];
   parts.push(
     `Per session the client sends one 100 ms append every ${o.periodMs} ms and the upstream one 100 ms delta every ${o.periodMs} ms; sessions are evenly phased. ` +
-      `Steady-state window ${o.windowMs / 1000} s after ${o.warmupMs / 1000} s of warm-up. ` +
-      `**dropped** = sent and never received (${o.graceMs / 1000} s grace after the last send); **delayed** = arrived more than ${o.delayThresholdMs} ms after its scheduled time. ` +
-      'Latency = one-way, arrival − send. CPU = process.cpuUsage of the relay (or pipe) process over the window; per session-second = CPU time ÷ (sessions × seconds). ' +
-      '"other load" = CPU used by processes outside the bench on core 0 (relay) / core 1 (load generator); ⚠ marks a noisy window.',
+      `All paths' sessions are open at once; the paths stream in turns (${o.rounds} turn(s) each of ${(o.windowMs / o.rounds / 1000).toFixed(1)} s measured after ${o.warmupMs / 1000} s of warm-up), so background load falls on all alike. ` +
+      '**frames/s** and **MB/s** count frames that arrived inside the window, both directions together. ' +
+      `**dropped** = sent and never received (counted once arrivals had stopped for ${o.graceMs / 1000} s); **delayed** = due inside the window and arrived more than ${o.delayThresholdMs} ms after its scheduled time. ` +
+      'Latency = one-way, arrival − send, of the frames due inside the window. CPU = process.cpuUsage of the relay (or pipe) process over the window; per session-second = CPU time ÷ (sessions × seconds); ' +
+      '**sessions / core** = sessions ÷ CPU share, the load one core would carry at this cost (shown only where the process kept up: everything delivered, CPU < 90%). ' +
+      '**send lag** = how late the load generator itself sent (its own stalls show up in every latency figure). ' +
+      '"other procs" = CPU that processes outside the bench used on core 0 (relay) / core 1 (load generator) during the window (the bench runs at higher priority, so this is mostly time it left idle); ⚠ marks a window above ${Math.round(100 * o.noisyShare)}%.',
     '',
   );
   parts.push(
     table(
-      ['sessions', 'path', 'frames/s (of expected)', 'MB/s', 'dropped', 'delayed', 'c→u p50 / p99 / p99.9 µs', 'u→c p50 / p99 / p99.9 µs', 'CPU % of core', 'CPU µs / session-s', 'load-gen CPU', 'other load'],
+      ['sessions', 'path', 'frames/s (of expected)', 'MB/s', 'dropped', 'delayed', 'c→u p50 / p99 / p99.9 µs', 'u→c p50 / p99 / p99.9 µs', 'CPU % of core', 'CPU µs / session-s', 'sessions / core', 'load-gen CPU / send lag p99', 'other procs'],
       rows.map((t) => [
         t.sessions,
         pathName(t.path),
@@ -120,7 +137,8 @@ function throughputSection(rows: ThroughputRow[], o: Options): string[] {
         `${us(t.u2c.latencyUs.p50)} / ${us(t.u2c.latencyUs.p99)} / ${us(t.u2c.latencyUs.p999)}`,
         t.target ? pct(t.target.cpuCoreShare) : '—',
         t.target ? t.target.cpuUsPerSessionSecond.toFixed(0) : '—',
-        pct(t.loadCpuCoreShare),
+        t.target ? (keptUp(t) ? (t.sessions / t.target.cpuCoreShare).toFixed(0) : 'saturated') : '—',
+        `${pct(t.loadCpuCoreShare)} / ${(Math.max(t.c2u.sendLagUs.p99, t.u2c.sendLagUs.p99) / 1000).toFixed(1)} ms`,
         `${bg(t.background)}${t.noisy ? ' ⚠' : ''}`,
       ]),
       ['r', 'l'],
@@ -174,6 +192,9 @@ export function renderMarkdown(r: BenchResults): string {
   const parts: string[] = [`# Relay benchmark — ${r.finishedAt}`, ''];
   parts.push(`Machine: ${m.cpuModel}, ${m.cores} cores, ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB, Node ${m.node}, ${m.os}; ws ${m.ws}, fastify ${m.fastify}; open-file limit ${m.fdLimit}.`);
   parts.push(`Placement: ${r.placement}.`);
+  if (o.targetNodePath || o.targetNodeArgs.length || o.loadNodePath) {
+    parts.push(`Experiment: relay/pipe process NODE_PATH=${o.targetNodePath ?? '(none)'} flags=${o.targetNodeArgs.join(' ') || '(none)'}; load process NODE_PATH=${o.loadNodePath ?? '(none)'}.`);
+  }
   parts.push(`Run: ${o.quick ? 'quick' : 'full'}. Frames: append ${frameBytes('append')} B, delta ${frameBytes('delta')} B (100 ms of 24 kHz pcm16 = 4800 B raw = 6400 B base64, plus the JSON envelope).`, '');
   if (r.latency) parts.push(...latencySection(r.latency));
   if (r.throughput.length) parts.push(...throughputSection(r.throughput, o));
@@ -185,7 +206,7 @@ export function renderMarkdown(r: BenchResults): string {
   if (r.profiles.length) {
     parts.push('## Where the time goes (CPU profile of the steady-state window)', '');
     for (const p of r.profiles) {
-      parts.push(formatProfile({ ...p.summary, top: p.summary.top.slice(0, 15) }, `${p.kind === 'relay' ? 'Relay' : 'Bare pipe'}, ${p.sessions} sessions, other load ${bg(p.background)} (${p.file})`), '');
+      parts.push(formatProfile({ ...p.summary, top: p.summary.top.slice(0, 15) }, `${p.kind === 'relay' ? 'Relay' : 'Bare pipe'}, ${p.sessions} sessions, other processes ${bg(p.background)} (${p.file})`), '');
     }
   }
   parts.push('## Targets (measured, not asserted)', '');

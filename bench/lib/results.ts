@@ -2,7 +2,7 @@
 import type { Background } from './cpu-monitor';
 import type { ProfileSummary } from './cpuprofile';
 import type { HeapGroup } from './heapsnapshot';
-import type { PathKind, TargetKind } from './protocol';
+import type { MainPath, PathKind, TargetKind } from './protocol';
 import type { Percentiles } from './stats';
 
 export interface Options {
@@ -11,12 +11,19 @@ export interface Options {
   latencySamples: number;
   latencyRounds: number;
   latencyGapMs: number;
+  /** Throughput: each path streams in this many turns, alternating with the others. */
+  rounds: number;
   warmupMs: number;
   windowMs: number;
+  /** After the last send: arrivals must pause this long before unarrived frames count as dropped… */
   graceMs: number;
+  /** …but no longer than this. */
+  maxGraceMs: number;
   periodMs: number;
   delayThresholdMs: number;
   directThroughput: boolean;
+  /** Also stream through the relay with its layers peeled off (relay-core, session-ws). */
+  diagnose: boolean;
   profile: boolean;
   heap: boolean;
   connectConcurrency: number;
@@ -24,8 +31,18 @@ export interface Options {
   attempts: number;
   /** Longest wait for the machine to go quiet before a scenario. */
   quietWaitMs: number;
-  /** Other processes' share of a bench core above which a measurement is called noisy. */
+  /** Share of a window a bench event loop may wait for its core before the measurement is called noisy. */
   noisyShare: number;
+  /** Other processes' share of a bench core below which a scenario may start. */
+  quietShare: number;
+  /** Which parts to run: latency, throughput, heap, profile. */
+  phases: string[];
+  /** NODE_PATH for the relay/pipe process: lets an experiment add e.g. bufferutil without touching the repo. */
+  targetNodePath: string | null;
+  /** NODE_PATH for the load process. */
+  loadNodePath: string | null;
+  /** Extra node flags for the relay/pipe process (experiments such as --max-semi-space-size). */
+  targetNodeArgs: string[];
 }
 
 export type Triple = Pick<Percentiles, 'p50' | 'p99' | 'p999'>;
@@ -34,9 +51,9 @@ export interface LatencyReport {
   method: string;
   samplesPerPath: number;
   frameBytes: { append: number; delta: number };
-  absolute: Record<PathKind, { c2u: Percentiles; u2c: Percentiles }>;
+  absolute: Record<MainPath, { c2u: Percentiles; u2c: Percentiles }>;
   /** Path minus direct, per percentile. */
-  added: Record<TargetKind, { c2u: Triple; u2c: Triple }>;
+  added: Record<Exclude<MainPath, 'direct'>, { c2u: Triple; u2c: Triple }>;
   /** The relay's added latency over the pipe's. */
   ratio: { c2u: Triple; u2c: Triple };
   /** Other processes' load while the kept samples were taken (worst call). */
@@ -92,6 +109,8 @@ export interface ThroughputRow {
   target?: TargetFigures;
   loadCpuCoreShare: number;
   background: Background | null;
+  /** Each streaming turn on its own, to show the spread behind the totals. */
+  turns: { cpuCoreShare: number; framesPerS: number; otherProcs: number }[];
   noisy: boolean;
   attempt: number;
 }
