@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { RealtimeSimulator } from '../../src/simulator';
@@ -6,6 +7,18 @@ import { cleanCopyOfTree, healthcheckPasses, runDockerfile, startStage } from '.
 import { delay, TestClient } from '../support/ws-client';
 
 const REPO = path.resolve(__dirname, '..', '..');
+
+/** A port nothing listens on right now (the HEALTHCHECK needs it known before the start). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
 
 /**
  * The Dockerfile's own steps, run in a clean copy of the tree: production install, build,
@@ -26,7 +39,7 @@ describe('Dockerfile', () => {
 
     const sim = new RealtimeSimulator({ apiKey: 'sk-upstream-docker-test' });
     await sim.start();
-    const port = String(20000 + Math.floor(Math.random() * 20000));
+    const port = String(await freePort());
     const env = {
       PORT: port,
       HOST: '127.0.0.1',

@@ -18,26 +18,37 @@ export interface RelayProcess {
  * configured only through the environment. Resolves once /readyz answers 200.
  */
 export async function startRelayProcess(env: Record<string, string>): Promise<RelayProcess> {
-  const port = 21000 + Math.floor(Math.random() * 30000);
   // tsx as a loader inside one node process (not the tsx CLI, which runs a child): signals
   // reach the relay itself, as they do in production.
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'src', 'cli', 'index.ts'), 'serve'], {
     cwd: REPO,
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    // Port 0: the relay picks a free port and logs its URL, so parallel tests never collide.
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', HOST: '127.0.0.1', ...env, PORT: '0', LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const baseUrl = `http://127.0.0.1:${port}`;
+  const listening = (): string | null => {
+    for (const line of output.split('\n')) {
+      if (!line.includes('"relay listening"')) continue;
+      try {
+        return (JSON.parse(line) as { url: string }).url;
+      } catch {
+        /* a partial line: read again later */
+      }
+    }
+    return null;
+  };
   for (let i = 0; i < 150; i++) {
     if (child.exitCode !== null) break;
-    if (await fetch(`${baseUrl}/readyz`).then((r) => r.ok, () => false)) {
+    const baseUrl = listening();
+    if (baseUrl && (await fetch(`${baseUrl}/readyz`).then((r) => r.ok, () => false))) {
       return {
         child,
         baseUrl,
-        wsUrl: `ws://127.0.0.1:${port}/v1/realtime`,
+        wsUrl: `${baseUrl.replace(/^http/, 'ws')}/v1/realtime`,
         logs: () => output,
         exited,
         stop: async (signal = 'SIGTERM') => {

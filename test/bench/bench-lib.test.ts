@@ -1,0 +1,99 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { summariseProfile } from '../../bench/lib/cpuprofile';
+import { AUDIO_RAW_BYTES, frameBytes, makeFrame, readStamp } from '../../bench/lib/frames';
+import { diffPerSession, groupSnapshot } from '../../bench/lib/heapsnapshot';
+import { concatSamples, percentiles, Samples } from '../../bench/lib/stats';
+
+describe('bench frames', () => {
+  it('are realistic Realtime events: valid JSON, the right type, 100 ms of 24 kHz pcm16 in base64', () => {
+    const append = JSON.parse(makeFrame('append', { session: 7, seq: 1, scheduledUs: 1, sentUs: 2 }).toString('utf8')) as { type: string; audio: string };
+    expect(append.type).toBe('input_audio_buffer.append');
+    expect(Buffer.from(append.audio, 'base64').length).toBe(AUDIO_RAW_BYTES);
+    expect(append.audio.length).toBe(6400);
+    const delta = JSON.parse(makeFrame('delta', { session: 7, seq: 1, scheduledUs: 1, sentUs: 2 }).toString('utf8')) as { type: string; delta: string };
+    expect(delta.type).toBe('response.output_audio.delta');
+    expect(delta.delta.length).toBe(6400);
+    expect(frameBytes('append')).toBeGreaterThan(6400);
+  });
+
+  it('carry their stamp through unchanged bytes', () => {
+    const stamp = { session: 999, seq: 123456, scheduledUs: 98765432109, sentUs: 98765432999 };
+    for (const kind of ['append', 'delta'] as const) expect(readStamp(kind, makeFrame(kind, stamp))).toEqual(stamp);
+  });
+
+  it('do not mistake other frames for bench frames', () => {
+    expect(readStamp('delta', Buffer.from('{"type":"error","error":{"message":"x"}}'))).toBeNull();
+    expect(readStamp('delta', makeFrame('append', { session: 1, seq: 1, scheduledUs: 1, sentUs: 1 }))).toBeNull();
+  });
+});
+
+describe('bench stats', () => {
+  it('reports nearest-rank percentiles of what was observed', () => {
+    const s = new Samples(2);
+    for (let i = 1; i <= 1000; i++) s.add(i);
+    const p = percentiles(s.values());
+    expect(p).toMatchObject({ count: 1000, p50: 500, p99: 990, p999: 999, max: 1000 });
+    expect(percentiles([]).count).toBe(0);
+    expect(Array.from(concatSamples([new Float64Array([1, 2]), new Float64Array([3])]))).toEqual([1, 2, 3]);
+  });
+});
+
+describe('bench CPU profile summary', () => {
+  it('counts self time per function inside the window, idle apart', () => {
+    const profile = {
+      nodes: [
+        { id: 1, callFrame: { functionName: '(root)', url: '', lineNumber: -1 } },
+        { id: 2, callFrame: { functionName: '(idle)', url: '', lineNumber: -1 } },
+        { id: 3, callFrame: { functionName: 'forward', url: 'file:///x/src/relay/relay-session.ts', lineNumber: 9 } },
+      ],
+      startTime: 1000,
+      endTime: 1000 + 5000,
+      samples: [3, 3, 2, 3, 2],
+      timeDeltas: [0, 1000, 1000, 1000, 1000],
+    };
+    const all = summariseProfile(profile);
+    expect(all.busyMs).toBeCloseTo(2, 5);
+    expect(all.idleMs).toBeCloseTo(2, 5);
+    expect(all.top[0]).toMatchObject({ name: 'forward', category: 'relay (src/relay)' });
+    // Samples at t = 2000 and 3000 only: forward then idle.
+    const cropped = summariseProfile(profile, { fromUs: 1500, toUs: 3500 });
+    expect(cropped.busyMs).toBeCloseTo(1, 5);
+  });
+});
+
+describe('bench heap snapshot grouping', () => {
+  it('charges arrays and closures to the class instance that holds them', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-heap-test-'));
+    try {
+      // Nodes: [type, name, id, self_size, edge_count]; edges: [type, name, to_node (index × stride)].
+      const strings = ['(root)', 'RelaySession', '', 'Object'];
+      const snapshot = (sessions: number): object => {
+        const nodes: number[] = [0, 0, 1, 0, sessions];
+        for (let s = 0; s < sessions; s++) {
+          nodes.push(1, 1, 10 + s, 100, 1); // object RelaySession, holding one array
+          nodes.push(2, 2, 20 + s, 40, 0); // the array
+        }
+        // Edges are listed node by node: the root's first, then each session's.
+        const ordered: number[] = [];
+        for (let s = 0; s < sessions; s++) ordered.push(0, 0, (1 + s * 2) * 5);
+        for (let s = 0; s < sessions; s++) ordered.push(0, 0, (2 + s * 2) * 5);
+        return {
+          snapshot: { meta: { node_fields: ['type', 'name', 'id', 'self_size', 'edge_count'], node_types: [['synthetic', 'object', 'array']], edge_fields: ['type', 'name_or_index', 'to_node'], edge_types: [['property']] } },
+          nodes,
+          edges: ordered,
+          strings,
+        };
+      };
+      writeFileSync(path.join(dir, 'a.heapsnapshot'), JSON.stringify(snapshot(0)));
+      writeFileSync(path.join(dir, 'b.heapsnapshot'), JSON.stringify(snapshot(3)));
+      const before = groupSnapshot(path.join(dir, 'a.heapsnapshot'));
+      const after = groupSnapshot(path.join(dir, 'b.heapsnapshot'));
+      expect(diffPerSession(before.byOwner, after.byOwner, 3)).toEqual([{ key: 'RelaySession', count: 2, bytes: 140 }]);
+      expect(diffPerSession(before.byConstructor, after.byConstructor, 3).map((g) => g.key)).toEqual(['RelaySession', '(array)']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
