@@ -3,8 +3,9 @@
  * the upstream (a tiny echo/stream server) — so one clock times each frame from `send` at one
  * end to `message` at the other, and the relay's process does nothing but relay.
  */
+import type { Socket } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { makeFrame, readStamp } from './lib/frames';
+import { makeFrame, makeWireFrame, readStamp, type FrameStamp } from './lib/frames';
 import { sampleProcess, type DirectionResult, type LoadApi } from './lib/protocol';
 import { serve } from './lib/rpc';
 import { Samples } from './lib/stats';
@@ -13,6 +14,15 @@ const OPEN = 1;
 /** Realtime events are text frames; a Buffer would go out binary, which the relay refuses. */
 const TEXT = { binary: false } as const;
 const nowUs = (): number => performance.now() * 1000;
+
+/**
+ * Sends a client frame as pre-masked wire bytes (see makeWireFrame). ws keeps its socket
+ * private; writing whole frames to it is safe because ws, too, writes each frame (here only
+ * pongs) in one go and queues nothing without compression.
+ */
+function sendAppend(client: WebSocket, stamp: FrameStamp): void {
+  (client as unknown as { _socket: Socket })._socket.write(makeWireFrame('append', stamp));
+}
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 type Mode = 'idle' | 'echo' | 'stream';
@@ -214,7 +224,7 @@ function connectOne(idx: number, group: string, url: string, headers: Record<str
       helloWaiters.delete(idx);
       resolve();
     });
-    client.on('open', () => client.send(makeFrame('append', { session: idx, seq: 0, scheduledUs: 0, sentUs: 0 }), TEXT));
+    client.on('open', () => sendAppend(client, { session: idx, seq: 0, scheduledUs: 0, sentUs: 0 }));
     client.on('message', (data: Buffer) => onClientMessage(s, data));
     client.on('unexpected-response', (_req, res) => fail(new Error(`session ${idx}: handshake answered ${res.statusCode}`)));
     client.on('error', (err) => fail(err));
@@ -274,7 +284,7 @@ function send(d: Due, dueUs: number): void {
   if (d.toUpstream) {
     if (s.client.readyState !== OPEN) return;
     const sentUs = nowUs();
-    s.client.send(makeFrame('append', { session: s.idx, seq: ++s.c2uSeq, scheduledUs: dueUs, sentUs }), TEXT);
+    sendAppend(s.client, { session: s.idx, seq: ++s.c2uSeq, scheduledUs: dueUs, sentUs });
     c2uLog.onSent(dueUs, sentUs);
   } else {
     if (!s.upstream || s.upstream.readyState !== OPEN) return;
@@ -371,7 +381,7 @@ serve<LoadApi>({
             resolve(u);
           };
         });
-        s.client.send(makeFrame('append', { session: k, seq: i, scheduledUs: 0, sentUs: nowUs() }), TEXT);
+        sendAppend(s.client, { session: k, seq: i, scheduledUs: 0, sentUs: nowUs() });
         try {
           const u = await reply;
           if (i > warmup) {
@@ -418,6 +428,7 @@ serve<LoadApi>({
       await sleep(100);
     }
     const thresholdUs = delayThresholdMs * 1000;
+    const cutOff = performance.now() - lastChange < graceMs && (c2uLog.received < c2uLog.sent || u2cLog.received < u2cLog.sent);
     mode = 'idle';
     streamingGroup = null;
     return {
@@ -427,6 +438,8 @@ serve<LoadApi>({
       foreignFrames,
       foreignSample: [...foreignSample],
       closedEarly,
+      cutOff,
+      waitedMs: performance.now() - started,
     };
   },
   disconnect: async ({ group }) => ({ closed: await disconnect(group) }),

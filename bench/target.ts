@@ -39,6 +39,9 @@ function relayConfig(upstreamBaseUrl: string, dataDir: string, adminToken: strin
     PORT: '0',
     // Info logs only at session open/close; warn keeps the log file small without touching the frame path.
     LOG_LEVEL: process.env.BENCH_RELAY_LOG_LEVEL ?? 'warn',
+    // Off: a saturated load generator answers pings late, and the relay rightly cuts such peers
+    // after a missed interval; that would measure the load generator, not the data path.
+    PING_INTERVAL_MS: '0',
     UPSTREAM_PROVIDER: 'openai',
     UPSTREAM_API_KEY: 'sk-bench-upstream',
     UPSTREAM_BASE_URL: upstreamBaseUrl,

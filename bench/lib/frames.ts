@@ -92,6 +92,53 @@ export function makeFrame(kind: FrameKind, stamp: FrameStamp): Buffer {
   return buf;
 }
 
+/** Any fixed non-zero mask: the receiver must unmask every byte, as it would for a browser. */
+const WIRE_MASK = Buffer.from([0x5a, 0xc3, 0x17, 0x9e]);
+
+interface WireTemplate {
+  bytes: Buffer;
+  /** Where the payload starts in the wire frame (after the 2+2 header bytes and the mask). */
+  payloadOffset: number;
+}
+
+function wireTemplate(kind: FrameKind): WireTemplate {
+  const payload = TEMPLATES[kind].bytes;
+  if (payload.length >= 65536) throw new Error('bench frames use the 16-bit length form');
+  const header = Buffer.from([0x81 /* FIN, text */, 0x80 | 126 /* masked, 16-bit length */, payload.length >> 8, payload.length & 0xff]);
+  const bytes = Buffer.concat([header, WIRE_MASK, payload]);
+  const payloadOffset = header.length + WIRE_MASK.length;
+  for (let i = 0; i < payload.length; i++) bytes[payloadOffset + i] ^= WIRE_MASK[i & 3];
+  return { bytes, payloadOffset };
+}
+
+const WIRE: Record<FrameKind, WireTemplate> = { append: wireTemplate('append'), delta: wireTemplate('delta') };
+const scratch = Buffer.alloc(ID_LENGTH);
+
+/**
+ * A complete masked client frame, as `ws` would put it on the wire, without masking 6.5 KB in
+ * JavaScript for every frame: the payload is masked once in the template and only the stamp's
+ * digits are masked per frame. The load generator is one process playing both ends of every
+ * session, so it must cost less per frame than the relay it drives; the relay still unmasks
+ * every byte, as it must for a real client.
+ */
+export function makeWireFrame(kind: FrameKind, stamp: FrameStamp): Buffer {
+  const w = WIRE[kind];
+  const out = Buffer.allocUnsafe(w.bytes.length);
+  w.bytes.copy(out);
+  scratch.write('ev', 0, 'latin1');
+  let o = 2;
+  writeDigits(scratch, o, SESSION_DIGITS, stamp.session);
+  o += SESSION_DIGITS;
+  writeDigits(scratch, o, SEQ_DIGITS, stamp.seq);
+  o += SEQ_DIGITS;
+  writeDigits(scratch, o, TIME_DIGITS, stamp.scheduledUs);
+  o += TIME_DIGITS;
+  writeDigits(scratch, o, TIME_DIGITS, stamp.sentUs);
+  const at = TEMPLATES[kind].idOffset;
+  for (let i = 0; i < ID_LENGTH; i++) out[w.payloadOffset + at + i] = scratch[i] ^ WIRE_MASK[(at + i) & 3];
+  return out;
+}
+
 /** The stamp of a bench frame of this kind, or null for anything else (e.g. a relay error event). */
 export function readStamp(kind: FrameKind, buf: Buffer): FrameStamp | null {
   const t = TEMPLATES[kind];

@@ -82,6 +82,10 @@ export interface StreamResult {
   foreignFrames: number;
   foreignSample: string[];
   closedEarly: number;
+  /** Frames were still arriving when the wait for stragglers hit its limit: the missing ones were queued, not known lost. */
+  cutOff: boolean;
+  /** How long the wait for stragglers took. */
+  waitedMs: number;
 }
 
 export type LoadApi = {

@@ -8,6 +8,8 @@ import type { Percentiles } from './stats';
 export interface Options {
   quick: boolean;
   sessions: number[];
+  /** Streaming sessions while the CPU profiles are taken: a steady state, below saturation. */
+  profileSessions: number;
   latencySamples: number;
   latencyRounds: number;
   latencyGapMs: number;
@@ -105,6 +107,8 @@ export interface ThroughputRow {
   foreignFrames: number;
   foreignSample: string[];
   closedEarly: number;
+  /** Some window's wait for stragglers was cut while frames still arrived: `dropped` counts queued frames too. */
+  cutOff: boolean;
   /** The process under test; absent for direct. */
   target?: TargetFigures;
   loadCpuCoreShare: number;
@@ -119,7 +123,10 @@ export interface HeapBreakdown {
   kind: TargetKind;
   sessions: number;
   heapPerSession: number;
+  /** Growth per session by the objects' own constructor. */
   top: HeapGroup[];
+  /** Growth per session charged to the nearest class instance that keeps it. */
+  byOwner: HeapGroup[];
 }
 
 export interface ProfileReport {

@@ -2,7 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { summariseProfile } from '../../bench/lib/cpuprofile';
-import { AUDIO_RAW_BYTES, frameBytes, makeFrame, readStamp } from '../../bench/lib/frames';
+import type { Socket } from 'node:net';
+import WebSocket, { WebSocketServer } from 'ws';
+import { AUDIO_RAW_BYTES, frameBytes, makeFrame, makeWireFrame, readStamp } from '../../bench/lib/frames';
 import { diffPerSession, groupSnapshot } from '../../bench/lib/heapsnapshot';
 import { concatSamples, percentiles, Samples } from '../../bench/lib/stats';
 
@@ -21,6 +23,27 @@ describe('bench frames', () => {
   it('carry their stamp through unchanged bytes', () => {
     const stamp = { session: 999, seq: 123456, scheduledUs: 98765432109, sentUs: 98765432999 };
     for (const kind of ['append', 'delta'] as const) expect(readStamp(kind, makeFrame(kind, stamp))).toEqual(stamp);
+  });
+
+  it('go out pre-masked as a valid client text frame that a ws server reads back byte for byte', async () => {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+    try {
+      const got = new Promise<{ data: Buffer; isBinary: boolean }>((resolve) => {
+        wss.once('connection', (ws) => ws.once('message', (data: Buffer, isBinary: boolean) => resolve({ data, isBinary })));
+      });
+      const port = (wss.address() as { port: number }).port;
+      const client = new WebSocket(`ws://127.0.0.1:${port}`);
+      await new Promise<void>((resolve) => client.once('open', () => resolve()));
+      const stamp = { session: 3, seq: 42, scheduledUs: 123, sentUs: 456 };
+      (client as unknown as { _socket: Socket })._socket.write(makeWireFrame('append', stamp));
+      const { data, isBinary } = await got;
+      expect(isBinary).toBe(false);
+      expect(data.equals(makeFrame('append', stamp))).toBe(true);
+      client.close();
+    } finally {
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    }
   });
 
   it('do not mistake other frames for bench frames', () => {
@@ -53,9 +76,10 @@ describe('bench CPU profile summary', () => {
       samples: [3, 3, 2, 3, 2],
       timeDeltas: [0, 1000, 1000, 1000, 1000],
     };
+    // A sample stands for the time until the next one: forward 3 × 1 ms, idle 1 × 1 ms, the last none.
     const all = summariseProfile(profile);
-    expect(all.busyMs).toBeCloseTo(2, 5);
-    expect(all.idleMs).toBeCloseTo(2, 5);
+    expect(all.busyMs).toBeCloseTo(3, 5);
+    expect(all.idleMs).toBeCloseTo(1, 5);
     expect(all.top[0]).toMatchObject({ name: 'forward', category: 'relay (src/relay)' });
     // Samples at t = 2000 and 3000 only: forward then idle.
     const cropped = summariseProfile(profile, { fromUs: 1500, toUs: 3500 });
