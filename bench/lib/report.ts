@@ -135,7 +135,7 @@ function throughputSection(rows: ThroughputRow[], o: Options): string[] {
       'Latency = one-way, arrival − send, of the frames due inside the window. CPU = process.cpuUsage of the relay (or pipe) process over the window; per session-second = CPU time ÷ (sessions × seconds); ' +
       '**sessions / core** = sessions ÷ CPU share, the load one core would carry at this cost (shown only where the process kept up: everything delivered, CPU < 90%). ' +
       '**send lag** = how late the load generator itself sent (its own stalls show up in every latency figure). ' +
-      '"other procs" = CPU that processes outside the bench used on core 0 (relay) / core 1 (load generator) during the window (the bench runs at higher priority, so this is mostly time it left idle); ⚠ marks a window above ${Math.round(100 * o.noisyShare)}%.',
+      `"other procs" = CPU that processes outside the bench used on core 0 (relay) / core 1 (load generator) during the window (the bench runs at higher priority, so this is mostly time it left idle); ⚠ marks a window above ${Math.round(100 * o.noisyShare)}%.`,
     '',
   );
   parts.push(
@@ -159,6 +159,16 @@ function throughputSection(rows: ThroughputRow[], o: Options): string[] {
       ['r', 'l'],
     ),
   );
+  for (const d of rows.filter((r) => r.path === 'direct')) {
+    const expected = d.c2u.expectedFramesPerS + d.u2c.expectedFramesPerS;
+    if (d.framesPerS < 0.99 * expected || d.delayed > 0.01 * (d.c2u.receivedInWindow + d.u2c.receivedInWindow)) {
+      parts.push(
+        '',
+        `At ${d.sessions} sessions the load generator alone (direct, no hop) delivers ${pct(d.framesPerS / expected)} of the offered frames at ${pct(d.loadCpuCoreShare)} of its core: ` +
+          'the rows at this size measure the relay (or pipe) and the load generator together, both saturated; the relay\'s own capacity is the "sessions / core" measured below saturation.',
+      );
+    }
+  }
   if (rows.some((r) => r.cutOff)) {
     parts.push('', `\\* frames were still arriving when the wait for stragglers stopped (${o.maxGraceMs / 1000} s after the last send): these were queued behind an overloaded process, not known to be lost.`);
   }
