@@ -38,6 +38,8 @@ export interface FunctionTime {
 
 export interface ProfileSummary {
   windowMs: number;
+  /** Longest time one sample stood for: a profiler that stopped sampling shows as one huge sample. */
+  maxSampleGapMs: number;
   busyMs: number;
   idleMs: number;
   top: FunctionTime[];
@@ -76,12 +78,14 @@ export function summariseProfile(profile: CpuProfile, opts: { fromUs?: number; t
   const to = opts.toUs ?? Infinity;
   let t = profile.startTime;
   let windowUs = 0;
+  let maxGapUs = 0;
   // A sample stands for the time until the next one, as DevTools counts it.
   for (let i = 0; i < profile.samples.length; i++) {
     t += profile.timeDeltas[i];
     const next = i + 1 < profile.timeDeltas.length ? profile.timeDeltas[i + 1] : 0;
     if (t < from || t > to) continue;
     windowUs += next;
+    if (next > maxGapUs) maxGapUs = next;
     const id = profile.samples[i];
     self.set(id, (self.get(id) ?? 0) + next);
   }
@@ -107,6 +111,7 @@ export function summariseProfile(profile: CpuProfile, opts: { fromUs?: number; t
   for (const r of rows) cats.set(r.category, (cats.get(r.category) ?? 0) + r.us);
   return {
     windowMs: windowUs / 1000,
+    maxSampleGapMs: maxGapUs / 1000,
     busyMs: busyUs / 1000,
     idleMs: idleUs / 1000,
     top: rows.slice(0, opts.top ?? 20).map((r) => ({ name: r.name, where: r.where, category: r.category, selfMs: r.us / 1000, share: busyUs > 0 ? r.us / busyUs : 0 })),
@@ -122,6 +127,7 @@ export function readProfile(file: string): CpuProfile {
 
 export function formatProfile(s: ProfileSummary, title: string): string {
   const lines = [
+    ...(s.maxSampleGapMs > 100 ? [`**Unreliable:** one sample stands for ${s.maxSampleGapMs.toFixed(0)} ms (the profiler stopped sampling).`, ''] : []),
     `${title}: ${s.windowMs.toFixed(0)} ms sampled, busy ${s.busyMs.toFixed(0)} ms (${((100 * s.busyMs) / Math.max(1, s.windowMs)).toFixed(1)}% of one core)`,
     '',
     '| self ms | % busy | function | where | category |',

@@ -164,8 +164,8 @@ function throughputSection(rows: ThroughputRow[], o: Options): string[] {
     if (d.framesPerS < 0.99 * expected || d.delayed > 0.01 * (d.c2u.receivedInWindow + d.u2c.receivedInWindow)) {
       parts.push(
         '',
-        `At ${d.sessions} sessions the load generator alone (direct, no hop) delivers ${pct(d.framesPerS / expected)} of the offered frames at ${pct(d.loadCpuCoreShare)} of its core: ` +
-          'the rows at this size measure the relay (or pipe) and the load generator together, both saturated; the relay\'s own capacity is the "sessions / core" measured below saturation.',
+        `At ${d.sessions} sessions the load generator alone (direct, no hop) already falls behind: ${pct(d.framesPerS / expected)} of the offered frames delivered, ${d.delayed} delayed, at ${pct(d.loadCpuCoreShare)} of its core. ` +
+          'Latency and delay figures at this size belong to the load generator and the relay (or pipe) together; the relay\'s own cost is its CPU per session-second, and its capacity the "sessions / core" measured below saturation.',
       );
     }
   }

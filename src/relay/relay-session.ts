@@ -85,6 +85,12 @@ export class RelaySession {
   private upstream: WebSocket | null = null;
   private readonly limits: RelayLimits;
   private readonly hooks: SessionHooks;
+  /**
+   * Maps, not the hook objects: a client names the event type, and a plain object lookup would
+   * find inherited members (`{"type":"toString"}`) and call them as guards.
+   */
+  private readonly clientGuards: ReadonlyMap<string, ClientGuard>;
+  private readonly upstreamTaps: ReadonlyMap<string, UpstreamTap>;
   private readonly startedAt = Date.now();
 
   /** Client frames waiting for the upstream to open, or for an async guard to decide. */
@@ -120,6 +126,8 @@ export class RelaySession {
     this.client = o.client;
     this.limits = o.limits;
     this.hooks = o.hooks ?? {};
+    this.clientGuards = new Map(Object.entries(this.hooks.clientGuards ?? {}));
+    this.upstreamTaps = new Map(Object.entries(this.hooks.upstreamTaps ?? {}));
   }
 
   /** Starts relaying. Resolves when the session has ended on both legs. */
@@ -210,6 +218,8 @@ export class RelaySession {
   }
 
   private onUpstreamMessage(data: Buffer, isBinary: boolean): void {
+    // A peer that is streaming is alive, even if its pong is queued behind a backlog.
+    this.upstreamAlive = true;
     if (isBinary) return; // not part of the protocol; never forwarded to clients
     this.upstreamFrames++;
     this.upstreamBytes += data.length;
@@ -220,7 +230,7 @@ export class RelaySession {
       return;
     }
     const type = read.type;
-    const tap = this.hooks.upstreamTaps?.[type];
+    const tap = this.upstreamTaps.get(type);
     if (tap || type === 'response.created' || type === 'response.done' || type === 'error') {
       const event = read.parsed ?? parseEvent(data);
       this.trackResponses(type, event);
@@ -273,6 +283,7 @@ export class RelaySession {
   // ---- client -----------------------------------------------------------------------------
 
   private onClientMessage(data: Buffer, isBinary: boolean): void {
+    this.clientAlive = true;
     if (this.ended) return;
     if (isBinary) {
       this.sendToClient(errorEvent({ type: 'invalid_request_error', code: 'binary_frame_unsupported', message: 'Binary frames are not part of the Realtime protocol; send JSON text frames (audio travels base64-encoded).' }));
@@ -324,7 +335,7 @@ export class RelaySession {
       return;
     }
     const type = read.type;
-    const guard = this.hooks.clientGuards?.[type];
+    const guard = this.clientGuards.get(type);
     if (!guard) {
       this.sendClientFrame(type, data);
       return;

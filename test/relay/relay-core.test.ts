@@ -248,4 +248,26 @@ describe('relay core against the simulator', () => {
     await c.waitFor('response.done');
     c.close();
   });
+
+  it('treats event types named like Object.prototype members as ordinary events', async () => {
+    const guarded: string[] = [];
+    h = await startCoreHarness({}, {
+      planSession: async () => ({
+        hooks: {
+          clientGuards: { 'response.create': () => (guarded.push('response.create'), { action: 'forward' as const }) },
+          upstreamTaps: { 'response.done': () => undefined },
+        },
+      }),
+    });
+    const c = await TestClient.connect(h.url);
+    await c.waitFor('session.created');
+    for (const type of ['toString', 'constructor', '__proto__', 'hasOwnProperty', 'valueOf']) c.ws.send(JSON.stringify({ type }));
+    c.send({ type: 'response.create' });
+    await c.waitFor('response.done');
+    expect(guarded).toEqual(['response.create']);
+    // They reached the upstream, which answers unknown types with its own error.
+    expect(h.simulator.stats.receivedClientEvents.map((e) => e.type)).toEqual(['toString', 'constructor', '__proto__', 'hasOwnProperty', 'valueOf', 'response.create']);
+    c.close();
+  });
 });
+
