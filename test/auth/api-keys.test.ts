@@ -1,17 +1,7 @@
 import { hashSecret, parseApiKey } from '../../src/auth/api-keys';
-import { Authenticator, AuthError, requireScope } from '../../src/auth/authenticator';
+import { Authenticator, requireScope } from '../../src/auth/authenticator';
 import { BACKENDS, openTestDatabase, type TestDatabase } from '../support/databases';
-import { bearer, captureLogs, testConfig } from './support';
-
-async function refusal(p: Promise<unknown>): Promise<{ status: number; code: string }> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof AuthError) return { status: err.statusCode, code: err.code };
-    throw err;
-  }
-  throw new Error('expected a refusal');
-}
+import { bearer, captureLogs, testConfig, refusal } from './support';
 
 describe.each(BACKENDS)('relay API keys on %s', (backend) => {
   let t: TestDatabase;

@@ -1,19 +1,9 @@
 import { SignJWT } from 'jose';
-import { Authenticator, AuthError } from '../../src/auth/authenticator';
+import { Authenticator } from '../../src/auth/authenticator';
 import { EphemeralKeys, MAX_EPHEMERAL_KEY_LENGTH } from '../../src/auth/ephemeral-keys';
 import { openDatabase, type SqlDatabase } from '../../src/storage/database';
 import { BACKENDS, openTestDatabase, type TestDatabase } from '../support/databases';
-import { bearer, JWT_SECRET, testConfig, TOKEN_SECRET } from './support';
-
-async function refusal(p: Promise<unknown>): Promise<{ status: number; code: string }> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof AuthError) return { status: err.statusCode, code: err.code };
-    throw err;
-  }
-  throw new Error('expected a refusal');
-}
+import { bearer, JWT_SECRET, testConfig, TOKEN_SECRET, refusal } from './support';
 
 const session = { instructions: 'Be brief.', voice: 'verse', tools: [{ type: 'function', name: 'f', parameters: { type: 'object' } }] };
 

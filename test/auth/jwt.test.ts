@@ -1,19 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type JWTPayload, type KeyLike } from 'jose';
-import { Authenticator, AuthError } from '../../src/auth/authenticator';
+import { Authenticator } from '../../src/auth/authenticator';
 import { openDatabase, type SqlDatabase } from '../../src/storage/database';
-import { bearer, captureLogs, JWT_SECRET, testConfig } from './support';
-
-async function refusal(p: Promise<unknown>): Promise<{ status: number; code: string }> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof AuthError) return { status: err.statusCode, code: err.code };
-    throw err;
-  }
-  throw new Error('expected a refusal');
-}
+import { bearer, captureLogs, JWT_SECRET, testConfig, refusal } from './support';
 
 const nowS = () => Math.floor(Date.now() / 1000);
 

@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import pino from 'pino';
+import { AuthError } from '../../src/auth/errors';
 import { loadConfig, type RelayConfig } from '../../src/config/config';
 
 export const TOKEN_SECRET = 'test-relay-token-secret-0123456789abcdef';
@@ -77,4 +78,15 @@ export async function listen(app: import('fastify').FastifyInstance): Promise<(m
     const text = await res.text();
     return { status: res.status, body: (text ? JSON.parse(text) : {}) as ApiBody, headers: res.headers, text };
   };
+}
+
+/** The status and code an authentication step refused with; fails if it did not refuse. */
+export async function refusal(p: Promise<unknown>): Promise<{ status: number; code: string }> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof AuthError) return { status: err.statusCode, code: err.code };
+    throw err;
+  }
+  throw new Error('expected a refusal');
 }
