@@ -31,4 +31,7 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))"]
 # SIGTERM drains sessions (DRAIN_TIMEOUT_MS); give the container at least that long to stop.
 STOPSIGNAL SIGTERM
-CMD ["node", "dist/src/cli/index.js", "serve"]
+# A 64 MiB young generation: relaying audio allocates a buffer per frame, and with V8's default
+# the scavenger runs so often that it costs more than the relaying (see bench/README.md).
+# Keep these flags the same as `npm start`'s (a test checks).
+CMD ["node", "--max-semi-space-size=64", "dist/src/cli/index.js", "serve"]

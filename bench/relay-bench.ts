@@ -14,11 +14,13 @@ import path from 'node:path';
 import { background, isLinuxProc, snapshot, type Background, type CpuSnapshot } from './lib/cpu-monitor';
 import { readProfile, summariseProfile, type ProfileSummary } from './lib/cpuprofile';
 import { frameBytes } from './lib/frames';
+import { productionNodeFlags } from './lib/node-flags';
 import { diffPerSession, groupSnapshot, totalBytes } from './lib/heapsnapshot';
 import type { ConnectResult, DirectionResult, LoadApi, MainPath, PathKind, ProcSample, StreamResult, TargetApi, TargetKind } from './lib/protocol';
 import { renderMarkdown, verdicts } from './lib/report';
 import type { BenchResults, DirectionSummary, HeapBreakdown, LatencyReport, Machine, Options, ProfileReport, ThroughputRow, Triple } from './lib/results';
 import { Peer } from './lib/rpc';
+import type { UpstreamMasking } from '../src/config/config';
 import { concatSamples, percentiles, ratio, type Percentiles } from './lib/stats';
 
 const REPO = path.resolve(__dirname, '..');
@@ -59,7 +61,12 @@ function parseOptions(argv: string[]): Options {
     phases: (value('--only') ?? 'latency,throughput,heap,profile').split(','),
     targetNodePath: value('--target-node-path') ?? null,
     loadNodePath: value('--load-node-path') ?? null,
-    targetNodeArgs: value('--target-node-args')?.split(' ').filter(Boolean) ?? [],
+    // Default: the flags `npm start` runs the relay with; given, they replace them (for experiments).
+    targetNodeArgs: value('--target-node-args')?.split(' ').filter(Boolean) ?? productionNodeFlags(),
+    loadNodeArgs: value('--load-node-args')?.split(' ').filter(Boolean) ?? productionNodeFlags(),
+    // The local upstream is ws://; production upstreams are wss://, where UPSTREAM_MASKING=auto
+    // sends zero masks. `none` measures that; `random` measures a plain ws:// upstream.
+    upstreamMasking: (value('--upstream-masking') ?? 'none') as UpstreamMasking,
   };
 }
 
@@ -319,7 +326,7 @@ class Bench {
     if (realtime) setRealtime(peer.child.pid, true);
     this.guard.watch(peer.child.pid);
     const adminToken = randomBytes(24).toString('base64url');
-    const { baseUrl } = await peer.call('start', { kind, upstreamBaseUrl: this.upstream.base, dataDir, adminToken }, 60_000);
+    const { baseUrl } = await peer.call('start', { kind, upstreamBaseUrl: this.upstream.base, dataDir, adminToken, upstreamMasking: this.o.upstreamMasking }, 60_000);
     const headers: Record<string, string> = {};
     // The relay is measured as deployed: every session authenticates with an admin-created API key.
     if (kind === 'relay') headers.authorization = `Bearer ${await createApiKey(baseUrl, adminToken)}`;
@@ -686,7 +693,7 @@ async function main(): Promise<void> {
   log(`${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}, open-file limit ${fdLimit}`);
   log(`placement: ${place.note}`);
 
-  const load = spawnNode<LoadApi>('loadgen', 'loadgen.ts', place.loadPrefix, place.boost, [], o.loadNodePath);
+  const load = spawnNode<LoadApi>('loadgen', 'loadgen.ts', place.loadPrefix, place.boost, o.loadNodeArgs, o.loadNodePath);
   process.on('exit', () => load.child.kill('SIGKILL'));
   try {
     const init = await load.call('init', {}, 60_000);

@@ -11,11 +11,12 @@ import Fastify from 'fastify';
 import WebSocket, { WebSocketServer } from 'ws';
 import { createRelay, type Relay } from '../src/app';
 import type { Principal } from '../src/auth/principal';
-import { loadConfig, type RelayConfig } from '../src/config/config';
+import { loadConfig, type RelayConfig, type UpstreamMasking } from '../src/config/config';
 import { RelaySession } from '../src/relay/relay-session';
 import { SessionRegistry } from '../src/relay/session-registry';
 import { realtimeRoutes } from '../src/routes/realtime';
 import { createProvider } from '../src/upstream';
+import { usesZeroMask } from '../src/upstream/connect';
 import { sampleProcess, type TargetApi, type TargetKind } from './lib/protocol';
 import { serve } from './lib/rpc';
 
@@ -30,9 +31,12 @@ interface Running {
 }
 
 let running: Running | null = null;
+/** Set by `start`: the bare pipe masks as the relay does, so both do the same work per frame. */
+let upstreamMasking: UpstreamMasking = 'auto';
 
 function relayConfig(upstreamBaseUrl: string, dataDir: string, adminToken: string): RelayConfig {
   return loadConfig({
+    UPSTREAM_MASKING: upstreamMasking,
     // Production settings, as deployed: no simulator, no demo page, a real (here: local) upstream.
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
@@ -76,7 +80,9 @@ async function startPipe(upstreamBaseUrl: string): Promise<Running> {
   let open = 0;
   wss.on('connection', (client) => {
     open++;
-    const upstream = new WebSocket(`${upstreamWs}/realtime?model=gpt-realtime`, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+    const url = `${upstreamWs}/realtime?model=gpt-realtime`;
+    const zeroMask = usesZeroMask(url, upstreamMasking) ? (mask: Buffer): void => void mask.fill(0) : undefined;
+    const upstream = new WebSocket(url, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024, generateMask: zeroMask });
     // Frames sent before the upstream is open would otherwise be lost; the relay queues them too.
     const early: Buffer[] = [];
     client.on('message', (data: Buffer) => {
@@ -177,8 +183,9 @@ async function settleGc(): Promise<void> {
 }
 
 serve<TargetApi>({
-  start: async ({ kind, upstreamBaseUrl, dataDir, adminToken }) => {
+  start: async ({ kind, upstreamBaseUrl, dataDir, adminToken, upstreamMasking: masking }) => {
     if (running) throw new Error('already started');
+    upstreamMasking = masking;
     const starters: Record<TargetKind, () => Promise<Running>> = {
       relay: () => startRelay(upstreamBaseUrl, dataDir, adminToken),
       pipe: () => startPipe(upstreamBaseUrl),

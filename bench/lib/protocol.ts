@@ -1,3 +1,4 @@
+import type { UpstreamMasking } from '../../src/config/config';
 /** What the orchestrator asks of the relay-side process and of the load process. */
 
 /** relay-core and session-ws are diagnostics: the relay with its layers peeled off. */
@@ -24,7 +25,7 @@ export interface ProcSample {
 type NoArgs = Record<string, never>;
 
 export type TargetApi = {
-  start: { args: { kind: TargetKind; upstreamBaseUrl: string; dataDir: string; adminToken: string }; result: { baseUrl: string } };
+  start: { args: { kind: TargetKind; upstreamBaseUrl: string; dataDir: string; adminToken: string; upstreamMasking: UpstreamMasking }; result: { baseUrl: string } };
   sample: { args: { gc: boolean }; result: ProcSample };
   heapSnapshot: { args: { file: string }; result: { file: string } };
   openSessions: { args: NoArgs; result: { sessions: number } };

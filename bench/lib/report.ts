@@ -220,8 +220,11 @@ export function renderMarkdown(r: BenchResults): string {
   const parts: string[] = [`# Relay benchmark — ${r.finishedAt}`, ''];
   parts.push(`Machine: ${m.cpuModel}, ${m.cores} cores, ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB, Node ${m.node}, ${m.os}; ws ${m.ws}, fastify ${m.fastify}; open-file limit ${m.fdLimit}.`);
   parts.push(`Placement: ${r.placement}.`);
-  if (o.targetNodePath || o.targetNodeArgs.length || o.loadNodePath) {
-    parts.push(`Experiment: relay/pipe process NODE_PATH=${o.targetNodePath ?? '(none)'} flags=${o.targetNodeArgs.join(' ') || '(none)'}; load process NODE_PATH=${o.loadNodePath ?? '(none)'}.`);
+  parts.push(
+    `Node flags: relay/pipe ${o.targetNodeArgs.join(' ') || '(none)'}, load generator ${o.loadNodeArgs.join(' ') || '(none)'}. Frames to the upstream: UPSTREAM_MASKING=${o.upstreamMasking} (relay and pipe alike).`,
+  );
+  if (o.targetNodePath || o.loadNodePath) {
+    parts.push(`Experiment: relay/pipe process NODE_PATH=${o.targetNodePath ?? '(none)'}; load process NODE_PATH=${o.loadNodePath ?? '(none)'}.`);
   }
   parts.push(`Run: ${o.quick ? 'quick' : 'full'}. Frames: append ${frameBytes('append')} B, delta ${frameBytes('delta')} B (100 ms of 24 kHz pcm16 = 4800 B raw = 6400 B base64, plus the JSON envelope).`, '');
   if (r.latency) parts.push(...latencySection(r.latency));

@@ -1,3 +1,4 @@
+import type { UpstreamMasking } from '../../src/config/config';
 /** The shape of bench/results/latest.json. */
 import type { Background } from './cpu-monitor';
 import type { ProfileSummary } from './cpuprofile';
@@ -43,8 +44,12 @@ export interface Options {
   targetNodePath: string | null;
   /** NODE_PATH for the load process. */
   loadNodePath: string | null;
-  /** Extra node flags for the relay/pipe process (experiments such as --max-semi-space-size). */
+  /** Node flags of the relay/pipe process: `npm start`'s unless an experiment replaces them. */
   targetNodeArgs: string[];
+  /** Node flags of the load process (the same by default: it must not be the bottleneck). */
+  loadNodeArgs: string[];
+  /** UPSTREAM_MASKING of the relay, mirrored by the bare pipe. */
+  upstreamMasking: UpstreamMasking;
 }
 
 export type Triple = Pick<Percentiles, 'p50' | 'p99' | 'p999'>;

@@ -1,5 +1,6 @@
 import { loadConfig } from '../config/config';
 import { createRelay } from '../app';
+import { hasNativeFrameMasking } from '../relay/native-masking';
 
 /**
  * `realtime-relay serve`: starts the relay and stops it gracefully on SIGTERM/SIGINT
@@ -10,7 +11,14 @@ export async function serve(): Promise<void> {
   const config = loadConfig();
   const relay = await createRelay(config);
   const url = await relay.listen();
-  relay.services.logger.info({ url, provider: config.upstream.provider, dialect: config.upstream.dialect, default_model: config.models.default }, 'relay listening');
+  const nativeMasking = hasNativeFrameMasking();
+  relay.services.logger.info(
+    { url, provider: config.upstream.provider, dialect: config.upstream.dialect, default_model: config.models.default, native_masking: nativeMasking },
+    'relay listening',
+  );
+  if (!nativeMasking) {
+    relay.services.logger.warn('bufferutil did not load: WebSocket frames are masked in JavaScript, which roughly doubles the CPU per audio session');
+  }
   let signalled = false;
   const stop = (signal: string): void => {
     if (signalled) return;

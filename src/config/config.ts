@@ -20,12 +20,22 @@ export interface UpstreamConfig {
   connectTimeoutMs: number;
 }
 
+/**
+ * RFC 6455 masks client frames so that an intermediary that misreads WebSocket bytes as HTTP
+ * cannot be steered by attacker-chosen payloads. Over TLS no intermediary sees the bytes, so
+ * `auto` sends a zero mask there (the payload goes out as is, without a masked copy of every
+ * audio frame) and random masks over plain ws://.
+ */
+export type UpstreamMasking = 'auto' | 'random' | 'none';
+
 export interface RelayLimits {
   queueMaxFrames: number;
   queueMaxBytes: number;
   maxFrameBytes: number;
   highWaterBytes: number;
   compression: boolean;
+  /** How frames to the upstream are masked; see `upstreamMaskingFor`. */
+  upstreamMasking: UpstreamMasking;
   pingIntervalMs: number;
   idleTimeoutMs: number;
   maxSessionMs: number;
@@ -244,6 +254,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
       maxFrameBytes: num('MAX_FRAME_BYTES'),
       highWaterBytes: num('BACKPRESSURE_HIGH_WATER_BYTES'),
       compression: bool('WS_COMPRESSION'),
+      upstreamMasking: str('UPSTREAM_MASKING') as UpstreamMasking,
       pingIntervalMs: num('PING_INTERVAL_MS'),
       idleTimeoutMs: num('IDLE_TIMEOUT_MS'),
       maxSessionMs: num('MAX_SESSION_MS'),

@@ -34,6 +34,7 @@ export const envSchema = {
     MAX_FRAME_BYTES: { type: 'integer', minimum: 1024 },
     BACKPRESSURE_HIGH_WATER_BYTES: { type: 'integer', minimum: 1024 },
     WS_COMPRESSION: { type: 'boolean' },
+    UPSTREAM_MASKING: { type: 'string', enum: ['auto', 'random', 'none'] },
     PING_INTERVAL_MS: { type: 'integer', minimum: 0 },
     IDLE_TIMEOUT_MS: { type: 'integer', minimum: 0 },
     MAX_SESSION_MS: { type: 'integer', minimum: 1000 },

@@ -180,6 +180,7 @@ export class RelaySession {
       timeoutMs: this.o.connectTimeoutMs,
       compression: this.limits.compression,
       maxPayload,
+      masking: this.limits.upstreamMasking,
     });
     this.upstream = socket;
     // Listen before the handshake settles: the first event can arrive in the same packet as

@@ -1,4 +1,5 @@
 import WebSocket from 'ws';
+import type { UpstreamMasking } from '../config/config';
 import { mapHandshakeFailure, type HandshakeFailure } from '../relay/close-codes';
 import type { UpstreamTarget } from './provider';
 
@@ -6,6 +7,16 @@ export interface ConnectOptions {
   timeoutMs: number;
   compression: boolean;
   maxPayload: number;
+  masking: UpstreamMasking;
+}
+
+/** A zero mask makes `ws` write the caller's buffer as is: no masked copy of each frame. */
+const zeroMask = (mask: Buffer): void => {
+  mask.fill(0);
+};
+
+export function usesZeroMask(url: string, masking: UpstreamMasking): boolean {
+  return masking === 'none' || (masking === 'auto' && url.startsWith('wss:'));
 }
 
 export type ConnectResult =
@@ -25,6 +36,7 @@ export function connectUpstream(target: UpstreamTarget, o: ConnectOptions): { so
     perMessageDeflate: o.compression,
     handshakeTimeout: o.timeoutMs,
     maxPayload: o.maxPayload,
+    generateMask: usesZeroMask(target.url, o.masking) ? zeroMask : undefined,
   });
   const result = new Promise<ConnectResult>((resolve) => {
     let settled = false;

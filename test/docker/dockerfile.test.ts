@@ -61,6 +61,8 @@ describe('Dockerfile', () => {
         healthy = healthcheckPasses(stage, { PORT: port });
       }
       expect({ healthy, output }).toMatchObject({ healthy: true });
+      // The production install must carry the native masking addon (the relay warns without it).
+      expect(output).not.toContain('bufferutil did not load');
       const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
       expect(ready.status).toBe(200);
 
