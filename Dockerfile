@@ -34,4 +34,4 @@ STOPSIGNAL SIGTERM
 # A 64 MiB young generation: relaying audio allocates a buffer per frame, and with V8's default
 # the scavenger runs so often that it costs more than the relaying (see bench/README.md).
 # Keep these flags the same as `npm start`'s (a test checks).
-CMD ["node", "--max-semi-space-size=64", "dist/src/cli/index.js", "serve"]
+CMD ["node", "--max-semi-space-size=64", "--v8-pool-size=1", "dist/src/cli/index.js", "serve"]

@@ -5,23 +5,52 @@
  */
 import type { Socket } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { makeFrame, makeWireFrame, readStamp, type FrameStamp } from './lib/frames';
+import { FramePrefixReader, type FrameHead } from './lib/frame-prefix-reader';
+import { makeWireFrame, readStamp, restampWireFrame, STAMP_PREFIX_BYTES, type FrameKind, type FrameStamp } from './lib/frames';
 import { sampleProcess, type DirectionResult, type LoadApi } from './lib/protocol';
 import { serve } from './lib/rpc';
 import { Samples } from './lib/stats';
 
 const OPEN = 1;
-/** Realtime events are text frames; a Buffer would go out binary, which the relay refuses. */
-const TEXT = { binary: false } as const;
+const TEXT_FRAME = 0x1;
+const CLOSE_FRAME = 0x8;
 const nowUs = (): number => performance.now() * 1000;
 
+const socketOf = (ws: WebSocket): Socket => (ws as unknown as { _socket: Socket })._socket;
+
 /**
- * Sends a client frame as pre-masked wire bytes (see makeWireFrame). ws keeps its socket
+ * Sends a bench frame as ready-made wire bytes (see makeWireFrame). ws keeps its socket
  * private; writing whole frames to it is safe because ws, too, writes each frame (here only
- * pongs) in one go and queues nothing without compression.
+ * the closing handshake) in one go and queues nothing without compression.
  */
-function sendAppend(client: WebSocket, stamp: FrameStamp): void {
-  (client as unknown as { _socket: Socket })._socket.write(makeWireFrame('append', stamp));
+function sendWire(ws: WebSocket, kind: FrameKind, stamp: FrameStamp): void {
+  const socket = socketOf(ws);
+  const cache = wireCache.get(socket);
+  // Nothing buffered: the socket's previous frame is with the kernel, its buffer free to reuse.
+  if (cache && socket.writableLength === 0) {
+    socket.write(restampWireFrame(cache, kind, stamp));
+    return;
+  }
+  const fresh = makeWireFrame(kind, stamp);
+  wireCache.set(socket, fresh);
+  socket.write(fresh);
+}
+/** Each socket sends one kind of frame: appends from a client, deltas from the upstream. */
+const wireCache = new WeakMap<Socket, Buffer>();
+
+/**
+ * Reads this socket's frames with FramePrefixReader instead of ws's receiver (ws still writes,
+ * and still sees the socket end). A close frame ends the connection at once: the far end's
+ * closing handshake is not what is measured, and waiting it out would stall the next scenario.
+ */
+function readRaw(ws: WebSocket, onText: (head: Buffer, length: number) => void): void {
+  const socket = socketOf(ws);
+  socket.removeAllListeners('data');
+  const reader = new FramePrefixReader(STAMP_PREFIX_BYTES, (f: FrameHead) => {
+    if (f.opcode === TEXT_FRAME && f.fin) onText(f.head, f.length);
+    else if (f.opcode === CLOSE_FRAME) ws.terminate();
+  });
+  socket.on('data', (chunk: Buffer) => reader.push(chunk));
 }
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -147,9 +176,9 @@ const upstreamServer = new WebSocketServer({ host: '127.0.0.1', port: 0, perMess
 
 upstreamServer.on('connection', (ws) => {
   let session: Session | undefined;
-  ws.on('message', (data: Buffer) => {
+  readRaw(ws, (data: Buffer, length: number) => {
     const at = nowUs();
-    const stamp = readStamp('append', data);
+    const stamp = readStamp('append', data, length);
     if (!stamp) {
       noteForeign(data);
       return;
@@ -166,12 +195,12 @@ upstreamServer.on('connection', (ws) => {
     }
     if (mode === 'echo') {
       echoC2u = at - stamp.sentUs;
-      ws.send(makeFrame('delta', { session: stamp.session, seq: stamp.seq, scheduledUs: at, sentUs: nowUs() }), TEXT);
+      sendWire(ws, 'delta', { session: stamp.session, seq: stamp.seq, scheduledUs: at, sentUs: nowUs() });
       return;
     }
     if (stamp.seq !== session.lastC2uSeen + 1) c2uLog.reordered++;
     session.lastC2uSeen = stamp.seq;
-    c2uLog.onReceived(stamp.scheduledUs, stamp.sentUs, at, data.length);
+    c2uLog.onReceived(stamp.scheduledUs, stamp.sentUs, at, length);
   });
   ws.on('error', () => undefined);
 });
@@ -185,9 +214,9 @@ const upstreamReady = new Promise<number>((resolve) => {
 
 // ---- clients ------------------------------------------------------------------------------
 
-function onClientMessage(s: Session, data: Buffer): void {
+function onClientMessage(s: Session, data: Buffer, length = data.length): void {
   const at = nowUs();
-  const stamp = readStamp('delta', data);
+  const stamp = readStamp('delta', data, length);
   if (!stamp) {
     noteForeign(data);
     return;
@@ -198,7 +227,7 @@ function onClientMessage(s: Session, data: Buffer): void {
   }
   if (stamp.seq !== s.lastU2cSeen + 1) u2cLog.reordered++;
   s.lastU2cSeen = stamp.seq;
-  u2cLog.onReceived(stamp.scheduledUs, stamp.sentUs, at, data.length);
+  u2cLog.onReceived(stamp.scheduledUs, stamp.sentUs, at, length);
 }
 
 function connectOne(idx: number, group: string, url: string, headers: Record<string, string>, timeoutMs: number): Promise<void> {
@@ -224,7 +253,11 @@ function connectOne(idx: number, group: string, url: string, headers: Record<str
       helloWaiters.delete(idx);
       resolve();
     });
-    client.on('open', () => sendAppend(client, { session: idx, seq: 0, scheduledUs: 0, sentUs: 0 }));
+    client.on('open', () => {
+      readRaw(client, (data, length) => onClientMessage(s, data, length));
+      sendWire(client, 'append', { session: idx, seq: 0, scheduledUs: 0, sentUs: 0 });
+    });
+    // Frames that came in the same packet as the handshake's answer went through ws already.
     client.on('message', (data: Buffer) => onClientMessage(s, data));
     client.on('unexpected-response', (_req, res) => fail(new Error(`session ${idx}: handshake answered ${res.statusCode}`)));
     client.on('error', (err) => fail(err));
@@ -284,12 +317,12 @@ function send(d: Due, dueUs: number): void {
   if (d.toUpstream) {
     if (s.client.readyState !== OPEN) return;
     const sentUs = nowUs();
-    sendAppend(s.client, { session: s.idx, seq: ++s.c2uSeq, scheduledUs: dueUs, sentUs });
+    sendWire(s.client, 'append', { session: s.idx, seq: ++s.c2uSeq, scheduledUs: dueUs, sentUs });
     c2uLog.onSent(dueUs, sentUs);
   } else {
     if (!s.upstream || s.upstream.readyState !== OPEN) return;
     const sentUs = nowUs();
-    s.upstream.send(makeFrame('delta', { session: s.idx, seq: ++s.u2cSeq, scheduledUs: dueUs, sentUs }), TEXT);
+    sendWire(s.upstream, 'delta', { session: s.idx, seq: ++s.u2cSeq, scheduledUs: dueUs, sentUs });
     u2cLog.onSent(dueUs, sentUs);
   }
 }
@@ -381,7 +414,7 @@ serve<LoadApi>({
             resolve(u);
           };
         });
-        sendAppend(s.client, { session: k, seq: i, scheduledUs: 0, sentUs: nowUs() });
+        sendWire(s.client, 'append', { session: k, seq: i, scheduledUs: 0, sentUs: nowUs() });
         try {
           const u = await reply;
           if (i > warmup) {

@@ -567,7 +567,7 @@ class Bench {
 
   async throughput(): Promise<ThroughputRow[]> {
     const rows: ThroughputRow[] = [];
-    const kinds: PathKind[] = [...(this.o.directThroughput ? (['direct'] as const) : []), 'pipe', 'relay', ...(this.o.diagnose ? (['relay-core', 'session-ws'] as const) : [])];
+    const kinds: PathKind[] = [...(this.o.directThroughput ? (['direct'] as const) : []), 'pipe', 'relay', ...(this.o.diagnose ? (['relay-core', 'relay-core-metered', 'session-ws'] as const) : [])];
     for (const n of this.o.sessions) {
       log(`throughput: ${n} sessions on each of ${kinds.join(', ')}; ${this.o.rounds} round(s) of ${(this.o.windowMs / this.o.rounds / 1000).toFixed(1)} s windows after ${this.o.warmupMs / 1000} s warm-up`);
       for (const r of await this.runPaths(n, kinds, this.o.rounds)) {
@@ -624,7 +624,8 @@ class Bench {
   async profiles(): Promise<ProfileReport[]> {
     const n = this.o.profileSessions;
     const out: ProfileReport[] = [];
-    for (const kind of ['relay', 'pipe'] as const) {
+    const kinds: TargetKind[] = this.o.diagnose ? ['relay', 'pipe', 'relay-core', 'session-ws'] : ['relay', 'pipe'];
+    for (const kind of kinds) {
       log(`profile: the ${kind} under node --cpu-prof with ${n} streaming sessions`);
       // A directory per run: tsx's loader runs on a worker thread, which writes a profile of its own.
       const dir = path.join(PROFILES, `${kind}-${n}`);

@@ -15,6 +15,10 @@ import { loadConfig, type RelayConfig, type UpstreamMasking } from '../src/confi
 import { RelaySession } from '../src/relay/relay-session';
 import { SessionRegistry } from '../src/relay/session-registry';
 import { realtimeRoutes } from '../src/routes/realtime';
+import { createLogger } from '../src/logging';
+import { openMetering } from '../src/metering';
+import { createSessionPlanner } from '../src/session/plan-session';
+import { openDatabase } from '../src/storage/database';
 import { createProvider } from '../src/upstream';
 import { usesZeroMask } from '../src/upstream/connect';
 import { sampleProcess, type TargetApi, type TargetKind } from './lib/protocol';
@@ -128,18 +132,22 @@ async function startPipe(upstreamBaseUrl: string): Promise<Running> {
  * Diagnostic: the realtime route alone in Fastify (as the relay-core tests build it), without
  * identity, metering, limits or metrics. Relay minus this = what those layers cost per frame.
  */
-async function startRelayCore(upstreamBaseUrl: string, dataDir: string, adminToken: string): Promise<Running> {
+async function startRelayCore(upstreamBaseUrl: string, dataDir: string, adminToken: string, metered = false): Promise<Running> {
   const config = relayConfig(upstreamBaseUrl, dataDir, adminToken);
+  // With `metered`: the session plan the relay builds (metering, budget guard), nothing else.
+  const planSession = metered
+    ? createSessionPlanner({ config, metering: await openMetering({ db: await openDatabase(config.storage.databaseUrl), config }), logger: createLogger('warn') })
+    : undefined;
   const provider = createProvider(config.upstream);
   const sessions = new SessionRegistry();
   const app = Fastify({ logger: false });
   await app.register(websocket, { options: { maxPayload: config.relay.maxFrameBytes * 2 + 1024 * 1024, perMessageDeflate: false } });
   const principal: Principal = { user: 'bench-user', scopes: ['realtime'], kind: 'api_key', keyId: 'bench-key' };
-  await app.register(realtimeRoutes, { config, provider, sessions, authenticate: async () => principal });
+  await app.register(realtimeRoutes, { config, provider, sessions, authenticate: async () => principal, planSession });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
-  return { kind: 'relay-core', baseUrl: `http://127.0.0.1:${port}`, sessions: () => sessions.size, stop: () => app.close() };
+  return { kind: metered ? 'relay-core-metered' : 'relay-core', baseUrl: `http://127.0.0.1:${port}`, sessions: () => sessions.size, stop: () => app.close() };
 }
 
 /** Diagnostic: RelaySession with no hooks on a bare ws server: the session class against the pipe. */
@@ -190,6 +198,7 @@ serve<TargetApi>({
       relay: () => startRelay(upstreamBaseUrl, dataDir, adminToken),
       pipe: () => startPipe(upstreamBaseUrl),
       'relay-core': () => startRelayCore(upstreamBaseUrl, dataDir, adminToken),
+      'relay-core-metered': () => startRelayCore(upstreamBaseUrl, dataDir, adminToken, true),
       'session-ws': () => startSessionOnWs(upstreamBaseUrl, dataDir, adminToken),
     };
     running = await starters[kind]();

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { Authenticator, requireScope } from './auth/authenticator';
+import { Authenticator, requireScope, type CredentialCarrier } from './auth/authenticator';
 import { selectSubprotocol } from './auth/credentials';
 import type { Principal } from './auth/principal';
 import type { RelayConfig } from './config/config';
@@ -113,7 +113,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
     },
   });
 
-  const authenticate = (scope: 'realtime' | 'usage') => async (request: FastifyRequest): Promise<Principal> => {
+  const authenticate = (scope: 'realtime' | 'usage') => async (request: CredentialCarrier): Promise<Principal> => {
     const principal = await authenticator.authenticateRequest(request);
     requireScope(principal, scope);
     return principal;

@@ -97,34 +97,46 @@ const WIRE_MASK = Buffer.from([0x5a, 0xc3, 0x17, 0x9e]);
 
 interface WireTemplate {
   bytes: Buffer;
-  /** Where the payload starts in the wire frame (after the 2+2 header bytes and the mask). */
+  /** Where the payload starts in the wire frame (after the header and, for a client, the mask). */
   payloadOffset: number;
+  masked: boolean;
 }
 
+/** Appends go client→server (masked, as RFC 6455 requires), deltas server→client (never masked). */
 function wireTemplate(kind: FrameKind): WireTemplate {
+  const masked = kind === 'append';
   const payload = TEMPLATES[kind].bytes;
   if (payload.length >= 65536) throw new Error('bench frames use the 16-bit length form');
-  const header = Buffer.from([0x81 /* FIN, text */, 0x80 | 126 /* masked, 16-bit length */, payload.length >> 8, payload.length & 0xff]);
-  const bytes = Buffer.concat([header, WIRE_MASK, payload]);
-  const payloadOffset = header.length + WIRE_MASK.length;
-  for (let i = 0; i < payload.length; i++) bytes[payloadOffset + i] ^= WIRE_MASK[i & 3];
-  return { bytes, payloadOffset };
+  const header = Buffer.from([0x81 /* FIN, text */, (masked ? 0x80 : 0) | 126 /* 16-bit length */, payload.length >> 8, payload.length & 0xff]);
+  const bytes = Buffer.concat(masked ? [header, WIRE_MASK, payload] : [header, payload]);
+  const payloadOffset = header.length + (masked ? WIRE_MASK.length : 0);
+  if (masked) for (let i = 0; i < payload.length; i++) bytes[payloadOffset + i] ^= WIRE_MASK[i & 3];
+  return { bytes, payloadOffset, masked };
 }
 
 const WIRE: Record<FrameKind, WireTemplate> = { append: wireTemplate('append'), delta: wireTemplate('delta') };
 const scratch = Buffer.alloc(ID_LENGTH);
 
 /**
- * A complete masked client frame, as `ws` would put it on the wire, without masking 6.5 KB in
- * JavaScript for every frame: the payload is masked once in the template and only the stamp's
- * digits are masked per frame. The load generator is one process playing both ends of every
- * session, so it must cost less per frame than the relay it drives; the relay still unmasks
- * every byte, as it must for a real client.
+ * A complete wire frame, as `ws` would put it on the socket, without masking (for an append)
+ * or framing 6.5 KB in JavaScript for every frame: the payload is prepared once in the template
+ * and only the stamp's digits are written per frame. The load generator is one process playing
+ * both ends of every session, so it must cost less per frame than the relay it drives; the
+ * relay still unmasks every byte of an append, as it must for a real client.
  */
 export function makeWireFrame(kind: FrameKind, stamp: FrameStamp): Buffer {
+  const out = Buffer.allocUnsafe(WIRE[kind].bytes.length);
+  WIRE[kind].bytes.copy(out);
+  return restampWireFrame(out, kind, stamp);
+}
+
+/**
+ * Writes a new stamp into a frame made by makeWireFrame, in place: a sender that knows its
+ * socket has flushed the previous frame (nothing buffered) reuses the buffer, so the load
+ * generator allocates nothing per frame.
+ */
+export function restampWireFrame(out: Buffer, kind: FrameKind, stamp: FrameStamp): Buffer {
   const w = WIRE[kind];
-  const out = Buffer.allocUnsafe(w.bytes.length);
-  w.bytes.copy(out);
   scratch.write('ev', 0, 'latin1');
   let o = 2;
   writeDigits(scratch, o, SESSION_DIGITS, stamp.session);
@@ -135,14 +147,22 @@ export function makeWireFrame(kind: FrameKind, stamp: FrameStamp): Buffer {
   o += TIME_DIGITS;
   writeDigits(scratch, o, TIME_DIGITS, stamp.sentUs);
   const at = TEMPLATES[kind].idOffset;
-  for (let i = 0; i < ID_LENGTH; i++) out[w.payloadOffset + at + i] = scratch[i] ^ WIRE_MASK[(at + i) & 3];
+  for (let i = 0; i < ID_LENGTH; i++) out[w.payloadOffset + at + i] = w.masked ? scratch[i] ^ WIRE_MASK[(at + i) & 3] : scratch[i];
   return out;
 }
 
-/** The stamp of a bench frame of this kind, or null for anything else (e.g. a relay error event). */
-export function readStamp(kind: FrameKind, buf: Buffer): FrameStamp | null {
+/** How many leading payload bytes hold everything readStamp needs, for either kind. */
+export const STAMP_PREFIX_BYTES = Math.max(TEMPLATES.append.idOffset, TEMPLATES.delta.idOffset) + ID_LENGTH;
+
+/**
+ * The stamp of a bench frame of this kind, or null for anything else (e.g. a relay error event).
+ * `buf` may hold only the frame's first bytes (at least STAMP_PREFIX_BYTES) when `frameLength`
+ * gives the whole frame's length.
+ */
+export function readStamp(kind: FrameKind, buf: Buffer, frameLength = buf.length): FrameStamp | null {
   const t = TEMPLATES[kind];
-  if (buf.length !== t.bytes.length || buf[t.idOffset] !== 0x65 /* e */ || buf.compare(t.bytes, 0, t.idOffset, 0, t.idOffset) !== 0) return null;
+  if (frameLength !== t.bytes.length || buf.length < t.idOffset + ID_LENGTH) return null;
+  if (buf[t.idOffset] !== 0x65 /* e */ || buf.compare(t.bytes, 0, t.idOffset, 0, t.idOffset) !== 0) return null;
   let o = t.idOffset + 2;
   const session = readDigits(buf, o, SESSION_DIGITS);
   o += SESSION_DIGITS;

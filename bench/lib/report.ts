@@ -20,6 +20,7 @@ const PATH_NAMES: Record<PathKind, string> = {
   pipe: 'bare pipe',
   relay: 'relay',
   'relay-core': 'relay core only (diag.)',
+  'relay-core-metered': 'relay core + metering hooks (diag.)',
   'session-ws': 'RelaySession on bare ws (diag.)',
 };
 const pathName = (p: PathKind): string => PATH_NAMES[p];

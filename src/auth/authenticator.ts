@@ -47,6 +47,12 @@ function digest(s: string): Buffer {
  * the admin token, relay API keys (`rk_`), relay ephemeral keys (`ek_`), then app JWTs.
  * Only credential ids are ever logged.
  */
+/** The parts of an HTTP request that carry a credential: its headers, and its URL (refused there). */
+export interface CredentialCarrier {
+  headers: IncomingHttpHeaders;
+  url?: string;
+}
+
 export class Authenticator {
   readonly keyStore: ApiKeyStore;
   readonly ephemeralKeys: EphemeralKeys;
@@ -131,7 +137,7 @@ export class Authenticator {
   }
 
   /** For Fastify hooks and raw `IncomingMessage`s alike: both carry headers and url. */
-  authenticateRequest(req: { headers: IncomingHttpHeaders; url?: string }): Promise<Principal> {
+  authenticateRequest(req: CredentialCarrier): Promise<Principal> {
     return this.authenticate(req.headers, { url: req.url });
   }
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type WebSocket from 'ws';
+import type { CredentialCarrier } from '../auth/authenticator';
 import type { Principal } from '../auth/principal';
 import type { RelayConfig } from '../config/config';
 import { HttpError } from '../http/errors';
@@ -33,7 +34,7 @@ export interface RealtimeRouteOptions {
   provider: UpstreamProvider;
   sessions: SessionRegistry;
   /** Resolves the caller to a principal or throws an HttpError (401/403) before the upgrade. */
-  authenticate: (request: FastifyRequest) => Promise<Principal>;
+  authenticate: (request: CredentialCarrier) => Promise<Principal>;
   /** Admission checks that need only the principal (budgets, connection limits); throw HttpError to refuse. */
   admit?: (principal: Principal, request: FastifyRequest) => Promise<void>;
   /** Checks that the model may be served (prices known, etc.); a ProtocolError refuses it after the upgrade. */
@@ -123,8 +124,11 @@ async function runSession(
 
   let plan: SessionPlan;
   try {
+    // Only the credential-bearing parts: the closure lives as long as the session, and holding
+    // the request would keep Fastify's request, reply and raw HTTP objects alive with it.
+    const credentials: CredentialCarrier = { headers: request.headers, url: request.url };
     const credentialStillValid = (): Promise<boolean> =>
-      o.authenticate(request).then(
+      o.authenticate(credentials).then(
         () => true,
         () => false,
       );

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { summariseProfile } from '../../bench/lib/cpuprofile';
 import type { Socket } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { AUDIO_RAW_BYTES, frameBytes, makeFrame, makeWireFrame, readStamp } from '../../bench/lib/frames';
+import { FramePrefixReader } from '../../bench/lib/frame-prefix-reader';
+import { AUDIO_RAW_BYTES, frameBytes, makeFrame, makeWireFrame, readStamp, STAMP_PREFIX_BYTES } from '../../bench/lib/frames';
 import { diffPerSession, groupSnapshot } from '../../bench/lib/heapsnapshot';
 import { concatSamples, percentiles, Samples } from '../../bench/lib/stats';
 
@@ -118,6 +119,65 @@ describe('bench heap snapshot grouping', () => {
       expect(diffPerSession(before.byConstructor, after.byConstructor, 3).map((g) => g.key)).toEqual(['RelaySession', '(array)']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('FramePrefixReader (the load generator\'s frame reader)', () => {
+  const stamp = { session: 12, seq: 345, scheduledUs: 6789, sentUs: 6790 };
+
+  function readAll(wire: Buffer, cuts: number[]): Array<{ opcode: number; length: number; stamp: ReturnType<typeof readStamp> }> {
+    const out: Array<{ opcode: number; length: number; stamp: ReturnType<typeof readStamp> }> = [];
+    const reader = new FramePrefixReader(STAMP_PREFIX_BYTES, (f) => out.push({ opcode: f.opcode, length: f.length, stamp: f.opcode === 1 ? readStamp(f.length === frameBytes('append') ? 'append' : 'delta', f.head, f.length) : null }));
+    let at = 0;
+    for (const c of [...cuts, wire.length]) {
+      reader.push(wire.subarray(at, c));
+      at = c;
+    }
+    return out;
+  }
+
+  it('reads stamps of masked and unmasked frames split at every possible byte', () => {
+    const append = makeWireFrame('append', stamp);
+    const delta = makeWireFrame('delta', { ...stamp, seq: 346 });
+    const close = Buffer.from([0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xe8 ^ 2]);
+    const wire = Buffer.concat([append, delta, close]);
+    // Every cut inside the headers and the stamps, plus a spread of cuts elsewhere.
+    const cutPoints = new Set<number>();
+    for (let i = 1; i < 160; i++) cutPoints.add(i);
+    for (let i = append.length - 5; i < append.length + 160; i++) cutPoints.add(i);
+    for (let i = 200; i < wire.length; i += 997) cutPoints.add(i);
+    for (const cut of cutPoints) {
+      const frames = readAll(wire, [cut]);
+      expect(frames).toEqual([
+        { opcode: 1, length: frameBytes('append'), stamp },
+        { opcode: 1, length: frameBytes('delta'), stamp: { ...stamp, seq: 346 } },
+        { opcode: 8, length: 2, stamp: null },
+      ]);
+    }
+    // One byte at a time.
+    expect(readAll(wire, Array.from({ length: wire.length - 1 }, (_, i) => i + 1))).toHaveLength(3);
+  });
+
+  it('reads what ws writes, masked by a random key', async () => {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+    try {
+      const got = new Promise<ReturnType<typeof readStamp>>((resolve) => {
+        wss.once('connection', (ws) => {
+          const socket = (ws as unknown as { _socket: Socket })._socket;
+          socket.removeAllListeners('data');
+          const reader = new FramePrefixReader(STAMP_PREFIX_BYTES, (f) => resolve(readStamp('append', f.head, f.length)));
+          socket.on('data', (c: Buffer) => reader.push(c));
+        });
+      });
+      const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as { port: number }).port}`);
+      await new Promise<void>((resolve) => client.once('open', () => resolve()));
+      client.send(makeFrame('append', stamp), { binary: false });
+      expect(await got).toEqual(stamp);
+      client.terminate();
+    } finally {
+      wss.close();
     }
   });
 });
