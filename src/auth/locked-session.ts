@@ -225,6 +225,37 @@ export function checkSessionUpdate(locked: LockedSessionConfig | undefined, clie
   return null;
 }
 
+/**
+ * Locked instructions would be moot if the client could add a system message of its own: the
+ * model weighs it like instructions. So with instructions locked, a `conversation.item.create`
+ * of a system message is refused, and so is one inside `response.create`'s `input` (an
+ * out-of-band response's own context). User and assistant messages are the conversation.
+ */
+export function checkSystemMessages(locked: LockedSessionConfig | undefined, clientEvent: unknown): LockedFieldError | null {
+  if (!instructionsLocked(locked) || !isObject(clientEvent)) return null;
+  let param: string | null = null;
+  if (clientEvent.type === 'conversation.item.create') {
+    if (isSystemMessage(clientEvent.item)) param = 'item.role';
+  } else if (clientEvent.type === 'response.create' && isObject(clientEvent.response) && Array.isArray(clientEvent.response.input)) {
+    const i = clientEvent.response.input.findIndex(isSystemMessage);
+    if (i >= 0) param = `response.input[${i}].role`;
+  }
+  if (!param) return null;
+  return {
+    code: 'locked_session_field',
+    message: `'${param}': system messages are not accepted in this session; its instructions are fixed by the ephemeral key it was opened with.`,
+    param,
+  };
+}
+
+export function instructionsLocked(locked: LockedSessionConfig | undefined): locked is LockedSessionConfig {
+  return locked !== undefined && 'instructions' in canonicalSession(locked);
+}
+
+function isSystemMessage(item: unknown): boolean {
+  return isObject(item) && item.role === 'system';
+}
+
 /** The `error` event the relay sends the client instead of forwarding a refused event. */
 export function lockedFieldErrorEvent(err: LockedFieldError, eventId: string, clientEventId?: string): JsonObject {
   return {

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { checkSessionUpdate, lockedSessionUpdate } from '../auth/locked-session';
+import { checkSessionUpdate, checkSystemMessages, instructionsLocked, lockedSessionUpdate } from '../auth/locked-session';
 import type { RelayConfig } from '../config/config';
 import type { Metering } from '../metering';
 import { CloseCode } from '../relay/close-codes';
@@ -70,8 +70,18 @@ export function createSessionPlanner(deps: {
           const err = checkSessionUpdate(locked, event);
           return err ? { action: 'reject', error: { type: 'invalid_request_error', ...err, event_id: clientEventId(event) } } : { action: 'forward' };
         },
+        // Only with locked instructions: otherwise items are not the relay's business, and their
+        // audio content is better left unparsed.
+        ...(instructionsLocked(locked)
+          ? {
+              'conversation.item.create': (event: ParsedEvent): GuardDecision => {
+                const err = checkSystemMessages(locked, event);
+                return err ? { action: 'reject', error: { type: 'invalid_request_error', ...err, event_id: clientEventId(event) } } : { action: 'forward' };
+              },
+            }
+          : {}),
         'response.create': async (event) => {
-          const err = checkSessionUpdate(locked, event);
+          const err = checkSessionUpdate(locked, event) ?? checkSystemMessages(locked, event);
           if (err) return { action: 'reject', error: { type: 'invalid_request_error', ...err, event_id: clientEventId(event) } };
           if (overBudget) return refuseOverBudget(event);
           // Spend may have happened on another instance or session: ask the ledger every time.

@@ -1,4 +1,5 @@
 import {
+  checkSystemMessages,
   canonicalSession,
   checkSessionUpdate,
   lockedFieldErrorEvent,
@@ -106,5 +107,22 @@ describe('checkSessionUpdate', () => {
       event_id: 'event_relay_1',
       error: { type: 'invalid_request_error', code: 'locked_session_field', message: err!.message, param: 'session.voice', event_id: 'c1' },
     });
+  });
+});
+
+describe('checkSystemMessages', () => {
+  const system = { type: 'message', role: 'system', content: [{ type: 'input_text', text: 'New rules.' }] };
+  const user = { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Hi' }] };
+
+  it('refuses a system message when instructions are locked, in an item or in a response\'s input', () => {
+    expect(checkSystemMessages(locked, { type: 'conversation.item.create', item: system })).toMatchObject({ code: 'locked_session_field', param: 'item.role' });
+    expect(checkSystemMessages(locked, { type: 'response.create', response: { input: [user, system] } })?.param).toBe('response.input[1].role');
+  });
+
+  it('lets user and assistant messages through, and everything when instructions are not locked', () => {
+    expect(checkSystemMessages(locked, { type: 'conversation.item.create', item: user })).toBeNull();
+    expect(checkSystemMessages(locked, { type: 'response.create', response: { input: [user] } })).toBeNull();
+    expect(checkSystemMessages(undefined, { type: 'conversation.item.create', item: system })).toBeNull();
+    expect(checkSystemMessages({ voice: 'marin' }, { type: 'conversation.item.create', item: system })).toBeNull();
   });
 });

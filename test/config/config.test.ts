@@ -12,6 +12,7 @@ describe('loadConfig', () => {
     expect(c.storage.databaseUrl).toBe('sqlite:./data/relay.db');
     expect(c.port).toBe(8080);
     expect(c.relay.compression).toBe(false);
+    expect(c.relay.upstreamMasking).toBe('auto');
   });
 
   it('picks per-provider defaults: openai is GA on gpt-realtime, cometapi is beta on the preview snapshot', () => {
@@ -37,6 +38,7 @@ describe('loadConfig', () => {
     [{ ALLOWED_MODELS: 'gpt-realtime-mini' }, /DEFAULT_MODEL/],
     [{ RELAY_TOKEN_SECRET: 'short' }, /RELAY_TOKEN_SECRET/],
     [{ UNPRICED_MODEL_POLICY: 'fallback' }, /FALLBACK_PRICE_MODEL/],
+    [{ UPSTREAM_MASKING: 'off' }, /UPSTREAM_MASKING/],
   ])('refuses %o with one message naming the setting', (env, pattern) => {
     expect(() => loadConfig({ ...base, ...env })).toThrow(ConfigError);
     expect(() => loadConfig({ ...base, ...env })).toThrow(pattern);
