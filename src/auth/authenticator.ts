@@ -84,7 +84,7 @@ export class Authenticator {
       if (!credential) {
         throw unauthorized(
           'missing_credential',
-          "No credential: send 'Authorization: Bearer <key>' or, from a browser, the WebSocket subprotocol 'openai-insecure-api-key.<key>'.",
+          "No credential: send 'Authorization: Bearer <key>' (or Azure-style 'api-key: <key>') or, from a browser, the WebSocket subprotocol 'openai-insecure-api-key.<key>'.",
         );
       }
       source = credential.source;

@@ -6,7 +6,7 @@ export const SUBPROTOCOL_KEY_PREFIX = 'openai-insecure-api-key.';
 export const REALTIME_SUBPROTOCOL = 'realtime';
 export const BETA_SUBPROTOCOL = 'openai-beta.realtime-v1';
 
-export type CredentialSource = 'authorization' | 'subprotocol';
+export type CredentialSource = 'authorization' | 'api-key' | 'subprotocol';
 
 export interface ExtractedCredential {
   /** The raw credential. Never log it; log the id the authenticator derives from it. */
@@ -74,8 +74,9 @@ export function assertNoQueryCredential(url: string | undefined): void {
 }
 
 /**
- * Finds the credential of a request. The Authorization header wins over a subprotocol because
- * server-side clients that set both mean the header. Returns null when there is none.
+ * Finds the credential of a request: `Authorization: Bearer`, else Azure's `api-key` header,
+ * else a browser subprotocol. A header wins over a subprotocol because server-side clients that
+ * set both mean the header. Returns null when there is none.
  */
 export function extractCredential(headers: IncomingHttpHeaders, opts: { url?: string } = {}): ExtractedCredential | null {
   assertNoQueryCredential(opts.url);
@@ -85,6 +86,9 @@ export function extractCredential(headers: IncomingHttpHeaders, opts: { url?: st
     if (!m) throw unauthorized('invalid_api_key', "The Authorization header must be 'Bearer <key>'.");
     return { value: m[1], source: 'authorization' };
   }
+  // Azure OpenAI's clients (AzureOpenAI in the openai SDKs) send their key in `api-key`.
+  const apiKey = headerString(headers, 'api-key')?.trim();
+  if (apiKey) return { value: apiKey, source: 'api-key' };
   for (const p of offeredSubprotocols(headers)) {
     if (p.startsWith(SUBPROTOCOL_KEY_PREFIX) && p.length > SUBPROTOCOL_KEY_PREFIX.length) {
       return { value: p.slice(SUBPROTOCOL_KEY_PREFIX.length), source: 'subprotocol' };

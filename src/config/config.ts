@@ -83,6 +83,8 @@ export interface RelayConfig {
   };
   limits: {
     redisUrl?: string;
+    /** Prefix of every Redis key, so several relay deployments can share one Redis. */
+    redisKeyPrefix: string;
     maxSessionsPerUser: number;
     maxSessionsPerKey: number;
     connectionsPerMinutePerUser: number;
@@ -295,6 +297,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
     },
     limits: {
       redisUrl: str('REDIS_URL'),
+      redisKeyPrefix: str('REDIS_KEY_PREFIX') as string,
       maxSessionsPerUser: num('MAX_SESSIONS_PER_USER'),
       maxSessionsPerKey: num('MAX_SESSIONS_PER_KEY'),
       connectionsPerMinutePerUser: num('CONNECTIONS_PER_MINUTE_PER_USER'),

@@ -67,6 +67,7 @@ export const envSchema = {
     DEFAULT_BUDGET_TOTAL_USD: { type: 'string', pattern: '^[0-9]+(\\.[0-9]{1,6})?$' },
 
     REDIS_URL: { type: 'string', pattern: '^rediss?://' },
+    REDIS_KEY_PREFIX: { type: 'string', minLength: 1, maxLength: 100 },
     MAX_SESSIONS_PER_USER: { type: 'integer', minimum: 1 },
     MAX_SESSIONS_PER_KEY: { type: 'integer', minimum: 1 },
     CONNECTIONS_PER_MINUTE_PER_USER: { type: 'integer', minimum: 1 },

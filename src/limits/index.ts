@@ -39,8 +39,9 @@ export async function createLimits(config: Pick<RelayConfig, 'limits' | 'auth'>,
     redis.disconnect();
     throw new Error(`REDIS_URL: cannot connect (${err instanceof Error ? err.message : String(err)})`);
   }
-  const sessions = new RedisSessionLimiter({ redis, limits, keyPrefix: opts.keyPrefix, logger });
-  const mintRateLimiter = new RedisRateLimiter({ redis, name: 'mint', limit: config.auth.mintRatePerMinute, keyPrefix: opts.keyPrefix, logger });
+  const keyPrefix = opts.keyPrefix ?? limits.redisKeyPrefix;
+  const sessions = new RedisSessionLimiter({ redis, limits, keyPrefix, logger });
+  const mintRateLimiter = new RedisRateLimiter({ redis, name: 'mint', limit: config.auth.mintRatePerMinute, keyPrefix, logger });
   return {
     sessions,
     mintRateLimiter,

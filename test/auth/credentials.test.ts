@@ -23,6 +23,13 @@ describe('extractCredential', () => {
     expect(extractCredential({ authorization: 'Bearer hdr', 'sec-websocket-protocol': browserProtocols })?.source).toBe('authorization');
   });
 
+  it("reads Azure clients' api-key header, after Authorization and before a subprotocol", () => {
+    expect(extractCredential({ 'api-key': ' rk_1_2 ' })).toEqual({ value: 'rk_1_2', source: 'api-key' });
+    expect(extractCredential({ authorization: 'Bearer hdr', 'api-key': 'other' })?.value).toBe('hdr');
+    expect(extractCredential({ 'api-key': 'az', 'sec-websocket-protocol': browserProtocols })?.value).toBe('az');
+    expect(extractCredential({ 'api-key': '  ' })).toBeNull();
+  });
+
   it('returns null without a credential, and refuses other schemes', () => {
     expect(extractCredential({ 'sec-websocket-protocol': 'realtime' })).toBeNull();
     expect(extractCredential({})).toBeNull();

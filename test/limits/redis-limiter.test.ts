@@ -1,10 +1,12 @@
 import type Redis from 'ioredis';
 import IORedis from 'ioredis';
 import type { Principal } from '../../src/auth/principal';
+import { loadConfig } from '../../src/config/config';
+import { createLimits } from '../../src/limits';
 import { LimitExceededError } from '../../src/limits/errors';
 import { RedisRateLimiter, RedisSessionLimiter } from '../../src/limits/redis';
 import type { SessionLimitSettings } from '../../src/limits/session-limiter';
-import { connectRedis, deleteKeys, uniquePrefix } from './redis-support';
+import { connectRedis, deleteKeys, TEST_REDIS_URL, uniquePrefix } from './redis-support';
 
 const who = (user: string, keyId?: string): Principal => ({ user, keyId, scopes: ['realtime'], kind: 'api_key' });
 const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -139,6 +141,29 @@ describe('Redis limits', () => {
       expect(warnings.length).toBeGreaterThan(0);
     } finally {
       dead.disconnect();
+    }
+  });
+});
+
+describe('REDIS_KEY_PREFIX', () => {
+  it('puts every key the relay writes under the configured prefix', async () => {
+    const redis = await connectRedis();
+    const prefix = uniquePrefix();
+    const config = loadConfig({ NODE_ENV: 'test', REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix });
+    const limits = await createLimits(config);
+    try {
+      const lease = await limits.sessions.acquire(who('prefix-user', 'key-1'));
+      const keys = await redis.keys(`${prefix}*`);
+      expect(keys).toContain(`${prefix}leases:key:key-1`);
+      expect(keys.some((k) => k.startsWith(`${prefix}leases:user:`) && k.includes('prefix-user'))).toBe(true);
+      expect(keys.some((k) => k.startsWith(`${prefix}rate:connect:`))).toBe(true);
+      // Nothing under the default prefix came from this user.
+      expect((await redis.keys('realtime-relay:*prefix-user*')).length).toBe(0);
+      await lease.release();
+    } finally {
+      await limits.close();
+      await deleteKeys(redis, prefix);
+      await redis.quit();
     }
   });
 });
