@@ -114,18 +114,7 @@ async function startPipe(upstreamBaseUrl: string): Promise<Running> {
     upstream.on('close', end);
     upstream.on('error', end);
   });
-  const address = wss.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  return {
-    kind: 'pipe',
-    baseUrl: `http://127.0.0.1:${port}`,
-    sessions: () => open,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        for (const c of wss.clients) c.terminate();
-        wss.close(() => resolve());
-      }),
-  };
+  return onBareWs('pipe', wss, () => open);
 }
 
 /**
@@ -166,12 +155,17 @@ async function startSessionOnWs(upstreamBaseUrl: string, dataDir: string, adminT
       open--;
     });
   });
+  return onBareWs('session-ws', wss, () => open);
+}
+
+/** A target served by a plain ws server (the pipe, the session class alone). */
+function onBareWs(kind: TargetKind, wss: WebSocketServer, sessions: () => number): Running {
   const address = wss.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   return {
-    kind: 'session-ws',
+    kind,
     baseUrl: `http://127.0.0.1:${port}`,
-    sessions: () => open,
+    sessions,
     stop: () =>
       new Promise<void>((resolve) => {
         for (const c of wss.clients) c.terminate();

@@ -81,7 +81,13 @@ export function makeFrame(kind: FrameKind, stamp: FrameStamp): Buffer {
   const t = TEMPLATES[kind];
   const buf = Buffer.allocUnsafe(t.bytes.length);
   t.bytes.copy(buf);
-  let o = t.idOffset + 2;
+  writeStampDigits(buf, t.idOffset + 2, stamp);
+  return buf;
+}
+
+/** The stamp's digits, after the id's "ev", from `at`. */
+function writeStampDigits(buf: Buffer, at: number, stamp: FrameStamp): void {
+  let o = at;
   writeDigits(buf, o, SESSION_DIGITS, stamp.session);
   o += SESSION_DIGITS;
   writeDigits(buf, o, SEQ_DIGITS, stamp.seq);
@@ -89,7 +95,6 @@ export function makeFrame(kind: FrameKind, stamp: FrameStamp): Buffer {
   writeDigits(buf, o, TIME_DIGITS, stamp.scheduledUs);
   o += TIME_DIGITS;
   writeDigits(buf, o, TIME_DIGITS, stamp.sentUs);
-  return buf;
 }
 
 /** Any fixed non-zero mask: the receiver must unmask every byte, as it would for a browser. */
@@ -138,14 +143,7 @@ export function makeWireFrame(kind: FrameKind, stamp: FrameStamp): Buffer {
 export function restampWireFrame(out: Buffer, kind: FrameKind, stamp: FrameStamp): Buffer {
   const w = WIRE[kind];
   scratch.write('ev', 0, 'latin1');
-  let o = 2;
-  writeDigits(scratch, o, SESSION_DIGITS, stamp.session);
-  o += SESSION_DIGITS;
-  writeDigits(scratch, o, SEQ_DIGITS, stamp.seq);
-  o += SEQ_DIGITS;
-  writeDigits(scratch, o, TIME_DIGITS, stamp.scheduledUs);
-  o += TIME_DIGITS;
-  writeDigits(scratch, o, TIME_DIGITS, stamp.sentUs);
+  writeStampDigits(scratch, 2, stamp);
   const at = TEMPLATES[kind].idOffset;
   for (let i = 0; i < ID_LENGTH; i++) out[w.payloadOffset + at + i] = w.masked ? scratch[i] ^ WIRE_MASK[(at + i) & 3] : scratch[i];
   return out;

@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Migration, SqlDatabase } from '../storage/database';
+import { WhereClause } from '../storage/where-clause';
 import { unauthorized } from './errors';
 import { SCOPES, type Scope } from './principal';
 
@@ -159,22 +160,10 @@ export class ApiKeyStore {
   }
 
   async list(filter: ApiKeyFilter = {}): Promise<ApiKeyRecord[]> {
-    const where: string[] = [];
-    const params: string[] = [];
-    if (filter.user !== undefined) {
-      params.push(filter.user);
-      where.push(`user_id = $${params.length}`);
-    }
-    if (filter.tenant !== undefined) {
-      params.push(filter.tenant);
-      where.push(`tenant_id = $${params.length}`);
-    }
+    const where = new WhereClause().add('user_id', '=', filter.user).add('tenant_id', '=', filter.tenant);
     const limit = Math.max(1, Math.min(filter.limit ?? 100, 1000));
-    const sql =
-      `SELECT ${COLUMNS} FROM relay_api_keys` +
-      (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
-      ` ORDER BY created_at DESC, id LIMIT ${limit}`;
-    return (await this.db.query<Row>(sql, params)).map(toRecord);
+    const sql = `SELECT ${COLUMNS} FROM relay_api_keys${where} ORDER BY created_at DESC, id LIMIT ${limit}`;
+    return (await this.db.query<Row>(sql, where.params)).map(toRecord);
   }
 
   /** Idempotent: revoking a revoked key keeps its first revocation time. Null when unknown. */

@@ -1,4 +1,5 @@
 import type { Migration, SqlDatabase, SqlValue } from './database';
+import { WhereClause } from './where-clause';
 import { emptyUsage, type TokenUsage } from '../metering/usage';
 
 /**
@@ -276,24 +277,8 @@ export class Ledger implements LedgerReader {
   }
 
   async spend(filter: SpendFilter): Promise<bigint> {
-    const where: string[] = [];
-    const params: SqlValue[] = [];
-    if (filter.user !== undefined) {
-      params.push(filter.user);
-      where.push(`user_id = $${params.length}`);
-    }
-    if (filter.tenant !== undefined) {
-      params.push(filter.tenant);
-      where.push(`tenant_id = $${params.length}`);
-    }
-    if (filter.since) {
-      params.push(filter.since.getTime());
-      where.push(`created_at >= $${params.length}`);
-    }
-    const rows = await this.db.query<{ spend: unknown }>(
-      `SELECT ${sumText('cost_nanos')} AS spend FROM usage_ledger${where.length ? ` WHERE ${where.join(' AND ')}` : ''}`,
-      params,
-    );
+    const where = new WhereClause().add('user_id', '=', filter.user).add('tenant_id', '=', filter.tenant).add('created_at', '>=', filter.since?.getTime());
+    const rows = await this.db.query<{ spend: unknown }>(`SELECT ${sumText('cost_nanos')} AS spend FROM usage_ledger${where}`, where.params);
     return toBigInt(rows[0]?.spend ?? '0');
   }
 
@@ -312,17 +297,12 @@ export class Ledger implements LedgerReader {
   }
 
   async usage(filter: UsageFilter, groupBy: UsageGroupBy = null): Promise<UsageRow[]> {
-    const where: string[] = [];
-    const params: SqlValue[] = [];
-    const add = (sql: string, value: SqlValue): void => {
-      params.push(value);
-      where.push(sql.replace('?', `$${params.length}`));
-    };
-    if (filter.user !== undefined) add('user_id = ?', filter.user);
-    if (filter.tenant !== undefined) add('tenant_id = ?', filter.tenant);
-    if (filter.model !== undefined) add('model = ?', filter.model);
-    if (filter.from) add('created_at >= ?', filter.from.getTime());
-    if (filter.to) add('created_at < ?', filter.to.getTime());
+    const where = new WhereClause()
+      .add('user_id', '=', filter.user)
+      .add('tenant_id', '=', filter.tenant)
+      .add('model', '=', filter.model)
+      .add('created_at', '>=', filter.from?.getTime())
+      .add('created_at', '<', filter.to?.getTime());
 
     const key = this.groupExpression(groupBy);
     const select = [
@@ -334,10 +314,8 @@ export class Ledger implements LedgerReader {
     ];
     const grouped = groupBy !== null;
     const rows = await this.db.query<Record<string, unknown>>(
-      `SELECT ${select.join(', ')} FROM usage_ledger` +
-        (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
-        (grouped ? ' GROUP BY 1 ORDER BY 1' : ''),
-      params,
+      `SELECT ${select.join(', ')} FROM usage_ledger${where}` + (grouped ? ' GROUP BY 1 ORDER BY 1' : ''),
+      where.params,
     );
     return rows.map((r) => ({
       key: grouped && r.group_key !== null && r.group_key !== undefined ? String(r.group_key) : null,
