@@ -32,6 +32,7 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
 # SIGTERM drains sessions (DRAIN_TIMEOUT_MS); give the container at least that long to stop.
 STOPSIGNAL SIGTERM
 # A 64 MiB young generation: relaying audio allocates a buffer per frame, and with V8's default
-# the scavenger runs so often that it costs more than the relaying (see bench/README.md).
+# garbage collection took about half of the relay's CPU; one V8 helper thread, so GC helpers do
+# not compete with the event loop on the relay's one core (see bench/README.md).
 # Keep these flags the same as `npm start`'s (a test checks).
 CMD ["node", "--max-semi-space-size=64", "--v8-pool-size=1", "dist/src/cli/index.js", "serve"]

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=64 --v8-pool-size=1
 import 'dotenv/config';
 import { runCli } from './main';
 
