@@ -24,6 +24,7 @@ const PATH_NAMES: Record<PathKind, string> = {
   'session-ws': 'RelaySession on bare ws (diag.)',
 };
 const pathName = (p: PathKind): string => PATH_NAMES[p];
+const capitalise = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 
 /** Other processes' share of core 0 (relay) / core 1 (load generator). */
 function bg(b: Background | null): string {
@@ -250,7 +251,7 @@ export function renderMarkdown(r: BenchResults): string {
   if (r.profiles.length) {
     parts.push('## Where the time goes (CPU profile of the steady-state window)', '');
     for (const p of r.profiles) {
-      parts.push(formatProfile({ ...p.summary, top: p.summary.top.slice(0, 15) }, `${p.kind === 'relay' ? 'Relay' : 'Bare pipe'}, ${p.sessions} sessions, other processes ${bg(p.background)} (${p.file})`), '');
+      parts.push(formatProfile({ ...p.summary, top: p.summary.top.slice(0, 15) }, `${capitalise(pathName(p.kind))}, ${p.sessions} sessions, other processes ${bg(p.background)} (${p.file})`), '');
     }
   }
   parts.push('## Targets (measured, not asserted)', '');
