@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { UpstreamMasking } from '../src/config/config';
 import { background, isLinuxProc, snapshot, type Background, type CpuSnapshot } from './lib/cpu-monitor';
 import { readProfile, summariseProfile, type ProfileSummary } from './lib/cpuprofile';
 import { frameBytes } from './lib/frames';
@@ -20,11 +21,12 @@ import type { ConnectResult, DirectionResult, LoadApi, MainPath, PathKind, ProcS
 import { renderMarkdown, verdicts } from './lib/report';
 import type { BenchResults, DirectionSummary, HeapBreakdown, LatencyReport, Machine, Options, ProfileReport, ThroughputRow, Triple } from './lib/results';
 import { Peer } from './lib/rpc';
-import type { UpstreamMasking } from '../src/config/config';
 import { concatSamples, percentiles, ratio, type Percentiles } from './lib/stats';
 
 const REPO = path.resolve(__dirname, '..');
 const RESULTS = path.join(REPO, 'bench', 'results');
+/** The relay with its layers peeled off (`--diagnose`), streamed and profiled like the main paths. */
+const DIAGNOSTIC_PATHS: TargetKind[] = ['relay-core', 'relay-core-metered', 'session-ws'];
 const LOGS = path.join(RESULTS, 'logs');
 const PROFILES = path.join(RESULTS, 'profiles');
 
@@ -32,6 +34,7 @@ function parseOptions(argv: string[]): Options {
   const has = (f: string): boolean => argv.includes(f);
   const value = (f: string): string | undefined => argv.find((a) => a.startsWith(`${f}=`))?.slice(f.length + 1);
   const quick = has('--quick');
+  const production = productionNodeFlags();
   return {
     quick,
     // 300 sits just under one core's capacity on a small VM: the cost per session is read there.
@@ -62,8 +65,8 @@ function parseOptions(argv: string[]): Options {
     targetNodePath: value('--target-node-path') ?? null,
     loadNodePath: value('--load-node-path') ?? null,
     // Default: the flags `npm start` runs the relay with; given, they replace them (for experiments).
-    targetNodeArgs: value('--target-node-args')?.split(' ').filter(Boolean) ?? productionNodeFlags(),
-    loadNodeArgs: value('--load-node-args')?.split(' ').filter(Boolean) ?? productionNodeFlags(),
+    targetNodeArgs: value('--target-node-args')?.split(' ').filter(Boolean) ?? production,
+    loadNodeArgs: value('--load-node-args')?.split(' ').filter(Boolean) ?? production,
     // The local upstream is ws://; production upstreams are wss://, where UPSTREAM_MASKING=auto
     // sends zero masks. `none` measures that; `random` measures a plain ws:// upstream.
     upstreamMasking: (value('--upstream-masking') ?? 'none') as UpstreamMasking,
@@ -567,7 +570,7 @@ class Bench {
 
   async throughput(): Promise<ThroughputRow[]> {
     const rows: ThroughputRow[] = [];
-    const kinds: PathKind[] = [...(this.o.directThroughput ? (['direct'] as const) : []), 'pipe', 'relay', ...(this.o.diagnose ? (['relay-core', 'relay-core-metered', 'session-ws'] as const) : [])];
+    const kinds: PathKind[] = [...(this.o.directThroughput ? (['direct'] as const) : []), 'pipe', 'relay', ...(this.o.diagnose ? DIAGNOSTIC_PATHS : [])];
     for (const n of this.o.sessions) {
       log(`throughput: ${n} sessions on each of ${kinds.join(', ')}; ${this.o.rounds} round(s) of ${(this.o.windowMs / this.o.rounds / 1000).toFixed(1)} s windows after ${this.o.warmupMs / 1000} s warm-up`);
       for (const r of await this.runPaths(n, kinds, this.o.rounds)) {
@@ -624,7 +627,7 @@ class Bench {
   async profiles(): Promise<ProfileReport[]> {
     const n = this.o.profileSessions;
     const out: ProfileReport[] = [];
-    const kinds: TargetKind[] = this.o.diagnose ? ['relay', 'pipe', 'relay-core', 'session-ws'] : ['relay', 'pipe'];
+    const kinds: TargetKind[] = ['relay', 'pipe', ...(this.o.diagnose ? DIAGNOSTIC_PATHS : [])];
     for (const kind of kinds) {
       log(`profile: the ${kind} under node --cpu-prof with ${n} streaming sessions`);
       // A directory per run: tsx's loader runs on a worker thread, which writes a profile of its own.

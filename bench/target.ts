@@ -20,7 +20,7 @@ import { openMetering } from '../src/metering';
 import { createSessionPlanner } from '../src/session/plan-session';
 import { openDatabase } from '../src/storage/database';
 import { createProvider } from '../src/upstream';
-import { usesZeroMask } from '../src/upstream/connect';
+import { upstreamMaskGenerator } from '../src/upstream/connect';
 import { sampleProcess, type TargetApi, type TargetKind } from './lib/protocol';
 import { serve } from './lib/rpc';
 
@@ -85,8 +85,7 @@ async function startPipe(upstreamBaseUrl: string): Promise<Running> {
   wss.on('connection', (client) => {
     open++;
     const url = `${upstreamWs}/realtime?model=gpt-realtime`;
-    const zeroMask = usesZeroMask(url, upstreamMasking) ? (mask: Buffer): void => void mask.fill(0) : undefined;
-    const upstream = new WebSocket(url, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024, generateMask: zeroMask });
+    const upstream = new WebSocket(url, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024, generateMask: upstreamMaskGenerator(url, upstreamMasking) });
     // Frames sent before the upstream is open would otherwise be lost; the relay queues them too.
     const early: Buffer[] = [];
     client.on('message', (data: Buffer) => {

@@ -42,17 +42,17 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s, 'utf8').digest();
 }
 
-/**
- * Resolves each WebSocket handshake and HTTP call to a Principal, or refuses it. Order:
- * the admin token, relay API keys (`rk_`), relay ephemeral keys (`ek_`), then app JWTs.
- * Only credential ids are ever logged.
- */
 /** The parts of an HTTP request that carry a credential: its headers, and its URL (refused there). */
 export interface CredentialCarrier {
   headers: IncomingHttpHeaders;
   url?: string;
 }
 
+/**
+ * Resolves each WebSocket handshake and HTTP call to a Principal, or refuses it. Order:
+ * the admin token, relay API keys (`rk_`), relay ephemeral keys (`ek_`), then app JWTs.
+ * Only credential ids are ever logged.
+ */
 export class Authenticator {
   readonly keyStore: ApiKeyStore;
   readonly ephemeralKeys: EphemeralKeys;

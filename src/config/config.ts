@@ -34,7 +34,7 @@ export interface RelayLimits {
   maxFrameBytes: number;
   highWaterBytes: number;
   compression: boolean;
-  /** How frames to the upstream are masked; see `upstreamMaskingFor`. */
+  /** How frames to the upstream are masked; see `UpstreamMasking` and `upstreamMaskGenerator`. */
   upstreamMasking: UpstreamMasking;
   pingIntervalMs: number;
   idleTimeoutMs: number;

@@ -21,7 +21,7 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Authenticator } from '../auth/authenticator';
 import { requireScope } from '../auth/authenticator';
-import type { EphemeralKeys } from '../auth/ephemeral-keys';
+import type { EphemeralKeys, MintedEphemeralKey } from '../auth/ephemeral-keys';
 import { AuthError } from '../auth/errors';
 import { readSessionFields, renderSession, type SessionDialect } from '../auth/locked-session';
 import { hasScope, type LockedSessionConfig, type Principal } from '../auth/principal';
@@ -268,11 +268,23 @@ export const mintRoutes: FastifyPluginAsync<MintRoutesOptions> = async (app: Fas
     return res.body;
   }
 
-  function logMint(req: FastifyRequest, principal: Principal, keyId: string, target: { user: string; tenant?: string }, model: string, expiresAt: number): void {
+  /** A relay ephemeral key, counted against the caller's minting rate and logged by id. */
+  async function mintRelayKey(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    principal: Principal,
+    target: { user: string; tenant?: string },
+    model: string,
+    session: LockedSessionConfig,
+    ttlS: number,
+  ): Promise<MintedEphemeralKey> {
+    await consumeRate(principal, reply);
+    const minted = await ephemeralKeys.mint({ user: target.user, tenant: target.tenant, model, session, ttlS });
     req.log.info(
-      { by: { kind: principal.kind, keyId: principal.keyId, user: principal.user }, ephemeralKeyId: keyId, user: target.user, tenant: target.tenant, model, expiresAt },
+      { by: { kind: principal.kind, keyId: principal.keyId, user: principal.user }, ephemeralKeyId: minted.id, user: target.user, tenant: target.tenant, model, expiresAt: minted.expiresAt },
       'ephemeral key minted',
     );
+    return minted;
   }
 
   app.post('/v1/realtime/sessions', { schema: { body: betaBodySchema, response: betaResponseSchema } }, async (req, reply) => {
@@ -288,9 +300,7 @@ export const mintRoutes: FastifyPluginAsync<MintRoutesOptions> = async (app: Fas
       return viaProvider(req, reply, principal, target, '/realtime/sessions', { ...session, model }, model);
     }
     const locked = lockedFrom(session, 'beta', '');
-    await consumeRate(principal, reply);
-    const minted = await ephemeralKeys.mint({ user: target.user, tenant: target.tenant, model, session: locked, ttlS });
-    logMint(req, principal, minted.id, target, model, minted.expiresAt);
+    const minted = await mintRelayKey(req, reply, principal, target, model, locked, ttlS);
     return {
       id: minted.id,
       object: 'realtime.session',
@@ -316,9 +326,7 @@ export const mintRoutes: FastifyPluginAsync<MintRoutesOptions> = async (app: Fas
       return viaProvider(req, reply, principal, target, '/realtime/client_secrets', forwarded, model);
     }
     const locked = lockedFrom(session, 'ga', 'session.');
-    await consumeRate(principal, reply);
-    const minted = await ephemeralKeys.mint({ user: target.user, tenant: target.tenant, model, session: locked, ttlS });
-    logMint(req, principal, minted.id, target, model, minted.expiresAt);
+    const minted = await mintRelayKey(req, reply, principal, target, model, locked, ttlS);
     return {
       value: minted.value,
       expires_at: minted.expiresAt,

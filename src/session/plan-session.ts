@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { checkSessionUpdate, checkSystemMessages, instructionsLocked, lockedSessionUpdate } from '../auth/locked-session';
+import { checkSessionUpdate, checkSystemMessages, instructionsLocked, lockedSessionUpdate, type LockedFieldError } from '../auth/locked-session';
 import type { RelayConfig } from '../config/config';
 import type { Metering } from '../metering';
 import { CloseCode } from '../relay/close-codes';
@@ -48,6 +48,10 @@ export function createSessionPlanner(deps: {
     const locked = principal.lockedSession;
     let overBudget = false;
 
+    /** Forwards the event, or refuses it naming the locked field it would change. */
+    const lockedDecision = (err: LockedFieldError | null, event: ParsedEvent): GuardDecision =>
+      err ? { action: 'reject', error: { type: 'invalid_request_error', ...err, event_id: clientEventId(event) } } : { action: 'forward' };
+
     const refuseOverBudget = (event: ParsedEvent): GuardDecision => ({
       action: 'reject',
       error: { ...BUDGET_EXCEEDED, event_id: clientEventId(event) },
@@ -66,23 +70,17 @@ export function createSessionPlanner(deps: {
     const hooks: SessionHooks = {
       initialUpstreamFrames: locked ? [JSON.stringify(lockedSessionUpdate(locked, dialect))] : [],
       clientGuards: {
-        'session.update': (event) => {
-          const err = checkSessionUpdate(locked, event);
-          return err ? { action: 'reject', error: { type: 'invalid_request_error', ...err, event_id: clientEventId(event) } } : { action: 'forward' };
-        },
+        'session.update': (event) => lockedDecision(checkSessionUpdate(locked, event), event),
         // Only with locked instructions: otherwise items are not the relay's business, and their
         // audio content is better left unparsed.
         ...(instructionsLocked(locked)
           ? {
-              'conversation.item.create': (event: ParsedEvent): GuardDecision => {
-                const err = checkSystemMessages(locked, event);
-                return err ? { action: 'reject', error: { type: 'invalid_request_error', ...err, event_id: clientEventId(event) } } : { action: 'forward' };
-              },
+              'conversation.item.create': (event: ParsedEvent): GuardDecision => lockedDecision(checkSystemMessages(locked, event), event),
             }
           : {}),
         'response.create': async (event) => {
-          const err = checkSessionUpdate(locked, event) ?? checkSystemMessages(locked, event);
-          if (err) return { action: 'reject', error: { type: 'invalid_request_error', ...err, event_id: clientEventId(event) } };
+          const locking = lockedDecision(checkSessionUpdate(locked, event) ?? checkSystemMessages(locked, event), event);
+          if (locking.action === 'reject') return locking;
           if (overBudget) return refuseOverBudget(event);
           // Spend may have happened on another instance or session: ask the ledger every time.
           let verdict;

@@ -15,8 +15,10 @@ const zeroMask = (mask: Buffer): void => {
   mask.fill(0);
 };
 
-export function usesZeroMask(url: string, masking: UpstreamMasking): boolean {
-  return masking === 'none' || (masking === 'auto' && url.startsWith('wss:'));
+/** `ws`'s `generateMask` for an upstream URL: zero masks where the setting asks, else ws's random ones. */
+export function upstreamMaskGenerator(url: string, masking: UpstreamMasking): ((mask: Buffer) => void) | undefined {
+  const zero = masking === 'none' || (masking === 'auto' && url.startsWith('wss:'));
+  return zero ? zeroMask : undefined;
 }
 
 export type ConnectResult =
@@ -36,7 +38,7 @@ export function connectUpstream(target: UpstreamTarget, o: ConnectOptions): { so
     perMessageDeflate: o.compression,
     handshakeTimeout: o.timeoutMs,
     maxPayload: o.maxPayload,
-    generateMask: usesZeroMask(target.url, o.masking) ? zeroMask : undefined,
+    generateMask: upstreamMaskGenerator(target.url, o.masking),
   });
   const result = new Promise<ConnectResult>((resolve) => {
     let settled = false;
