@@ -75,7 +75,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
     provider = createProvider(config.upstream);
   }
 
-  const db = await openDatabase(config.storage.databaseUrl);
+  const db = await openDatabase(config.storage.databaseUrl, { queryTimeoutMs: config.storage.queryTimeoutMs });
   const authenticator = new Authenticator({ config, db, logger });
   await authenticator.init();
   const metering = await openMetering({ db, config, logger });
@@ -99,7 +99,11 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
   await installHttpHardening(app, config.limits);
   const limits = await createLimits(config, logger);
   app.addHook('onClose', () => limits.close());
-  const metrics = new RelayMetrics({ activeSessions: () => sessions.size, spoolDepth: () => metering.ledger.spoolDepth() });
+  const metrics = new RelayMetrics({
+    activeSessions: () => sessions.size,
+    spoolDepth: () => metering.ledger.spoolDepth(),
+    spoolOldestAgeSeconds: () => metering.ledger.spoolOldestAgeSeconds(),
+  });
   metrics.instrumentLedger(metering.ledger);
   await attachMetrics(app, metrics, { port: config.metricsPort, host: config.host });
   // <<< limits, HTTP hardening, metrics
@@ -141,7 +145,10 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
 
   await app.register(healthRoutes, {
     sessions,
-    readinessChecks: { database: () => db.ping() },
+    // The database degrades /readyz rather than failing it: usage spools meanwhile (see health.ts).
+    readinessChecks: {},
+    ledger: { check: () => db.ping(), spoolDepth: () => metering.ledger.spoolDepth() },
+    checkTimeoutMs: config.storage.queryTimeoutMs,
   });
   await app.register(realtimeRoutes, {
     config,

@@ -73,7 +73,15 @@ export interface RelayConfig {
   upstream: UpstreamConfig;
   models: { default: string; allowed: string[] | null };
   relay: RelayLimits;
-  storage: { databaseUrl: string; spoolDir: string };
+  storage: {
+    databaseUrl: string;
+    spoolDir: string;
+    /**
+     * DATABASE_QUERY_TIMEOUT_MS: the deadline of each database statement the relay runs (see
+     * OpenDatabaseOptions). Optional in the type only so hand-built test configs stay valid.
+     */
+    queryTimeoutMs?: number;
+  };
   pricing: { pricesFile: string; unpricedPolicy: 'refuse' | 'fallback'; fallbackModel?: string };
   auth: AuthConfig;
   budgets: {
@@ -263,7 +271,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
       cancelWaitMs: num('CANCEL_WAIT_MS'),
       drainTimeoutMs: num('DRAIN_TIMEOUT_MS'),
     },
-    storage: { databaseUrl: str('DATABASE_URL') ?? 'sqlite:./data/relay.db', spoolDir: str('SPOOL_DIR') ?? './data/spool' },
+    storage: {
+      databaseUrl: str('DATABASE_URL') ?? 'sqlite:./data/relay.db',
+      spoolDir: str('SPOOL_DIR') ?? './data/spool',
+      queryTimeoutMs: num('DATABASE_QUERY_TIMEOUT_MS'),
+    },
     pricing: {
       pricesFile: str('PRICES_FILE') ?? './config/prices.json',
       unpricedPolicy: (str('UNPRICED_MODEL_POLICY') as 'refuse' | 'fallback') ?? 'refuse',

@@ -43,6 +43,7 @@ export const envSchema = {
 
     DATABASE_URL: { type: 'string', pattern: '^(sqlite:|postgres://|postgresql://)' },
     SPOOL_DIR: { type: 'string', minLength: 1 },
+    DATABASE_QUERY_TIMEOUT_MS: { type: 'integer', minimum: 50, maximum: 600000 },
     PRICES_FILE: { type: 'string', minLength: 1 },
     UNPRICED_MODEL_POLICY: { type: 'string', enum: ['refuse', 'fallback'] },
     FALLBACK_PRICE_MODEL: { type: 'string', minLength: 1 },

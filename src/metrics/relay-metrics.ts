@@ -12,6 +12,8 @@ export interface RelayMetricsOptions {
   activeSessions: () => number;
   /** Ledger rows waiting on disk for the database, read at scrape time. */
   spoolDepth: () => number;
+  /** Seconds the oldest spooled row has waited (0 when none), read at scrape time. */
+  spoolOldestAgeSeconds?: () => number;
   /** Process metrics (CPU, memory, event loop, GC); on by default. */
   defaultMetrics?: boolean;
 }
@@ -143,6 +145,14 @@ export class RelayMetrics {
       registers,
       collect() {
         this.set(o.spoolDepth());
+      },
+    });
+    new Gauge({
+      name: 'relay_ledger_spool_oldest_age_seconds',
+      help: 'How long the oldest spooled usage row has waited for the database (0 when the spool is empty). Rising means rows are not landing.',
+      registers,
+      collect() {
+        this.set(o.spoolOldestAgeSeconds?.() ?? 0);
       },
     });
 

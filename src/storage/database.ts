@@ -13,10 +13,30 @@ export interface SqlDatabase {
   /** Runs a statement and returns the number of rows it changed. */
   run(sql: string, params?: readonly SqlValue[]): Promise<number>;
   /** Runs fn in one transaction; fn receives a handle bound to that transaction. */
-  transaction<T>(fn: (tx: SqlDatabase) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: SqlDatabase) => Promise<T>, opts?: TransactionOptions): Promise<T>;
   /** Cheap round trip, for readiness checks. Throws when the database is unreachable. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface TransactionOptions {
+  /**
+   * Exempts the transaction's statements from the query timeout (PostgreSQL). For schema
+   * migrations at start, which may rightly wait for another instance's migration or run long
+   * DDL; never for anything on a session's path.
+   */
+  unbounded?: boolean;
+}
+
+export interface OpenDatabaseOptions {
+  /**
+   * The longest one statement may take, connection and lock waits included, before it fails
+   * (DATABASE_QUERY_TIMEOUT_MS). PostgreSQL: a client-side deadline plus the server's
+   * statement_timeout and the pool's connection timeout. SQLite: the total time a statement
+   * keeps retrying a busy database, asynchronously. Absent: no deadline on PostgreSQL, 5 s of
+   * busy retries on SQLite (the command-line tools, which may run long reports).
+   */
+  queryTimeoutMs?: number;
 }
 
 export interface Migration {
@@ -27,13 +47,13 @@ export interface Migration {
 }
 
 /** Opens the database named by DATABASE_URL (`sqlite:<file>` or `postgres://…`). */
-export async function openDatabase(databaseUrl: string): Promise<SqlDatabase> {
+export async function openDatabase(databaseUrl: string, opts: OpenDatabaseOptions = {}): Promise<SqlDatabase> {
   if (databaseUrl.startsWith('sqlite:')) {
     const { openSqlite } = await import('./sqlite');
-    return openSqlite(databaseUrl.slice('sqlite:'.length));
+    return openSqlite(databaseUrl.slice('sqlite:'.length), opts);
   }
   const { openPostgres } = await import('./postgres');
-  return openPostgres(databaseUrl);
+  return openPostgres(databaseUrl, opts);
 }
 
 /**
@@ -43,19 +63,23 @@ export async function openDatabase(databaseUrl: string): Promise<SqlDatabase> {
 export async function migrate(db: SqlDatabase, migrations: readonly Migration[]): Promise<string[]> {
   const applied: string[] = [];
   const ddl = 'CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL)';
-  await db.transaction(async (tx) => {
-    // The lock comes first: two instances creating schema_migrations at once collide in the catalog.
-    if (tx.dialect === 'postgres') await tx.query('SELECT pg_advisory_xact_lock(727465)');
-    await tx.run(ddl);
-    const done = new Set((await tx.query<{ id: string }>('SELECT id FROM schema_migrations')).map((r) => r.id));
-    for (const m of migrations) {
-      if (done.has(m.id)) continue;
-      const sql = tx.dialect === 'postgres' ? m.postgres : m.sqlite;
-      for (const statement of splitStatements(sql)) await tx.run(statement);
-      await tx.run('INSERT INTO schema_migrations (id, applied_at) VALUES ($1, $2)', [m.id, new Date().toISOString()]);
-      applied.push(m.id);
-    }
-  });
+  await db.transaction(
+    async (tx) => {
+      // The lock comes first: two instances creating schema_migrations at once collide in the catalog.
+      if (tx.dialect === 'postgres') await tx.query('SELECT pg_advisory_xact_lock(727465)');
+      await tx.run(ddl);
+      const done = new Set((await tx.query<{ id: string }>('SELECT id FROM schema_migrations')).map((r) => r.id));
+      for (const m of migrations) {
+        if (done.has(m.id)) continue;
+        const sql = tx.dialect === 'postgres' ? m.postgres : m.sqlite;
+        for (const statement of splitStatements(sql)) await tx.run(statement);
+        await tx.run('INSERT INTO schema_migrations (id, applied_at) VALUES ($1, $2)', [m.id, new Date().toISOString()]);
+        applied.push(m.id);
+      }
+    },
+    // Waiting for another instance's migration, or a long DDL, is not a session stalling.
+    { unbounded: true },
+  );
   return applied;
 }
 

@@ -11,6 +11,7 @@ import {
 } from './ledger';
 import { Spool } from './spool';
 import type { SqlDatabase } from './database';
+import { isDataError } from './db-errors';
 import { emptyUsage, TOKEN_FIELDS } from '../metering/usage';
 
 export interface MeterLogger {
@@ -31,19 +32,29 @@ export interface DurableLedgerOptions {
    * lands: the replay meets the existing row and counts it as a duplicate.
    */
   writeTimeoutMs?: number;
+  /** At most one "rows are waiting" warning per this many ms while the spool holds rows (default 60 s). */
+  warnIntervalMs?: number;
 }
 
 interface SpoolLine {
   v: 1;
+  /** When the row was spooled (Unix ms); absent in lines written before it was recorded. */
+  at?: number;
   entry: Omit<LedgerEntry, 'costNanos'> & { costNanos: string };
 }
 
-function encode(entry: LedgerEntry): string {
-  const line: SpoolLine = { v: 1, entry: { ...entry, costNanos: entry.costNanos.toString() } };
+/** A spooled row and when it entered the spool. */
+interface Spooled {
+  entry: LedgerEntry;
+  at: number;
+}
+
+function encode(row: Spooled): string {
+  const line: SpoolLine = { v: 1, at: row.at, entry: { ...row.entry, costNanos: row.entry.costNanos.toString() } };
   return JSON.stringify(line);
 }
 
-function decode(text: string): LedgerEntry {
+function decode(text: string): Spooled {
   const line = JSON.parse(text) as Partial<SpoolLine>;
   const e = line.entry;
   if (line.v !== 1 || !e || typeof e.responseId !== 'string' || typeof e.id !== 'string' || !/^\d+$/.test(String(e.costNanos))) {
@@ -51,7 +62,8 @@ function decode(text: string): LedgerEntry {
   }
   const usage = emptyUsage();
   for (const f of [...TOKEN_FIELDS, 'duration_ms'] as const) usage[f] = Number(e.usage?.[f] ?? 0);
-  return { ...e, usage, costNanos: BigInt(e.costNanos) };
+  const entry = { ...e, usage, costNanos: BigInt(e.costNanos) };
+  return { entry, at: typeof line.at === 'number' ? line.at : Number(e.createdAt) || Date.now() };
 }
 
 class TimeoutError extends Error {}
@@ -64,10 +76,17 @@ class TimeoutError extends Error {}
  *
  * Reads (spend, usage) go to the database only: while rows sit in the spool, budgets do not
  * see them — a bounded lag the size of the outage.
+ *
+ * A row leaves the spool only by landing in the database, or, when the database refuses that
+ * row for its DATA (a constraint or type error, see db-errors.ts), into the rejected file. A
+ * busy or locked database, a statement timeout, a read-only or full disk, a lost connection:
+ * each keeps the row, and every row behind it, for the next attempt. A reachable database is
+ * not a writable one (a `SELECT 1` succeeds while the table is locked), so reachability is not
+ * what decides.
  */
 export class DurableLedger implements LedgerReader {
   readonly ledger: Ledger;
-  private readonly spool: Spool<LedgerEntry>;
+  private readonly spool: Spool<Spooled>;
   private readonly logger?: MeterLogger;
   private readonly initialMs: number;
   private readonly maxMs: number;
@@ -75,15 +94,20 @@ export class DurableLedger implements LedgerReader {
   private delayMs: number;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
+  private readonly warnIntervalMs: number;
+  /** When the last spool warning was logged (Unix ms); rate-limits them to one per interval. */
+  private lastWarnAt = Number.NEGATIVE_INFINITY;
+  private lastError: string | null = null;
 
-  private constructor(private readonly db: SqlDatabase, opts: DurableLedgerOptions) {
+  private constructor(db: SqlDatabase, opts: DurableLedgerOptions) {
     this.ledger = new Ledger(db);
-    this.spool = new Spool<LedgerEntry>(opts.spoolDir, 'ledger', encode, decode);
+    this.spool = new Spool<Spooled>(opts.spoolDir, 'ledger', encode, decode, (row) => row.at);
     this.logger = opts.logger;
     this.initialMs = opts.retry?.initialMs ?? 500;
     this.maxMs = opts.retry?.maxMs ?? 30_000;
     this.writeTimeoutMs = opts.writeTimeoutMs ?? 5_000;
     this.delayMs = this.initialMs;
+    this.warnIntervalMs = opts.warnIntervalMs ?? 60_000;
   }
 
   /** Opens the spool and, if an earlier run left rows in it, schedules their replay. */
@@ -102,11 +126,10 @@ export class DurableLedger implements LedgerReader {
     try {
       return await this.withTimeout(this.ledger.insert(entry));
     } catch (err) {
-      await this.spool.append(entry);
-      this.logger?.warn(
-        { err: errorMessage(err), responseId: entry.responseId, spooled: this.spool.depth() },
-        'ledger write failed; row spooled for replay',
-      );
+      await this.spool.append({ entry, at: Date.now() });
+      this.lastError = errorMessage(err);
+      // Rate-limited: in an outage every response lands here, and one line per interval says it all.
+      this.warnWaiting('ledger write failed; row spooled for replay', { responseId: entry.responseId });
       this.schedule(this.delayMs);
       return 'spooled';
     }
@@ -116,21 +139,26 @@ export class DurableLedger implements LedgerReader {
     return this.spool.depth();
   }
 
+  /** Seconds the oldest spooled row has waited for the database; 0 when the spool is empty. */
+  spoolOldestAgeSeconds(): number {
+    return this.spool.oldestAgeMs() / 1000;
+  }
+
   /** One replay pass now; true when the spool is empty afterwards. */
   async replay(): Promise<boolean> {
     if (this.spool.depth() === 0) return true;
-    if (!(await this.reachable())) return false;
-    return this.spool.drain(async (entry) => {
+    return this.spool.drain(async ({ entry }) => {
       try {
         await this.withTimeout(this.ledger.insert(entry));
         return 'done';
       } catch (err) {
-        // Reachable but refusing this row (a constraint, a bad value): retrying forever would
-        // block every row behind it, so it is set aside for an operator.
-        if (await this.reachable()) {
+        // Refused for its data: retrying can never succeed and would block every row behind
+        // it, so it is set aside for an operator. Anything else is the database's state: wait.
+        if (isDataError(err)) {
           this.logger?.warn({ err: errorMessage(err), responseId: entry.responseId }, 'ledger refused a spooled row; moved to the rejected file');
           return 'reject';
         }
+        this.lastError = errorMessage(err);
         return 'retry';
       }
     });
@@ -186,6 +214,7 @@ export class DurableLedger implements LedgerReader {
             if (this.spool.depth() > 0) this.schedule(0);
           } else {
             this.delayMs = Math.min(this.delayMs * 2, this.maxMs);
+            this.warnWaiting('ledger rows are waiting in the spool for the database', { next_retry_ms: this.delayMs });
             this.schedule(this.delayMs);
           }
         });
@@ -194,13 +223,15 @@ export class DurableLedger implements LedgerReader {
     this.timer.unref();
   }
 
-  private async reachable(): Promise<boolean> {
-    try {
-      await this.withTimeout(this.db.ping());
-      return true;
-    } catch {
-      return false;
-    }
+  /** At most one warning per warnIntervalMs, with what an operator needs: how many, how old, why. */
+  private warnWaiting(message: string, extra: object): void {
+    const now = Date.now();
+    if (now - this.lastWarnAt < this.warnIntervalMs) return;
+    this.lastWarnAt = now;
+    this.logger?.warn(
+      { ...extra, err: this.lastError, spooled: this.spool.depth(), oldest_age_s: Math.round(this.spool.oldestAgeMs(now) / 1000) },
+      message,
+    );
   }
 
   private withTimeout<T>(p: Promise<T>): Promise<T> {

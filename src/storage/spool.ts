@@ -14,10 +14,15 @@ import { createInterface } from 'node:readline';
  *                          crash mid-replay leaves it in place and the next start replays it again.
  *                          That repeats rows the database already has, which is safe only
  *                          because the ledger's insert is idempotent on (provider, response_id).
- *   <name>.rejected.jsonl  lines that do not parse (a torn last write) or that a reachable
- *                          database refused; kept for an operator, never retried.
+ *   <name>.rejected.jsonl  lines that do not parse (a torn last write) or whose data the
+ *                          database refused (a constraint or type error, never a transient
+ *                          condition); kept for an operator, never retried.
  */
-/** 'done': handled, move on. 'reject': keep it aside, never retry. 'retry': the database is away; stop and keep the batch. */
+/**
+ * 'done': handled, move on. 'reject': the database refused the row for its data; keep it aside,
+ * never retry. 'retry': the database cannot take it now (away, busy, locked, timing out, full);
+ * stop and keep the batch, in order, for the next attempt.
+ */
 export type SpoolHandler<T> = (record: T) => Promise<'done' | 'retry' | 'reject'>;
 
 export class Spool<T> {
@@ -26,6 +31,8 @@ export class Spool<T> {
   private readonly rejectedFile: string;
   private depthCount = 0;
   private replayCount = 0;
+  /** When the oldest row still waiting was spooled (Unix ms); null while the spool is empty. */
+  private oldestAt: number | null = null;
   private lock: Promise<void> = Promise.resolve();
   private draining: Promise<boolean> | null = null;
 
@@ -34,6 +41,8 @@ export class Spool<T> {
     name: string,
     private readonly encode: (record: T) => string,
     private readonly decode: (line: string) => T,
+    /** When a record was spooled (Unix ms), for `oldestAgeMs`; records carry it themselves so it survives a restart. */
+    private readonly spooledAt: (record: T) => number = () => Date.now(),
   ) {
     this.activeFile = path.join(dir, `${name}.spool.jsonl`);
     this.replayFile = path.join(dir, `${name}.replay.jsonl`);
@@ -46,6 +55,7 @@ export class Spool<T> {
     await this.terminateTornLine(this.activeFile);
     this.replayCount = await countLines(this.replayFile);
     this.depthCount = this.replayCount + (await countLines(this.activeFile));
+    if (this.depthCount > 0) this.oldestAt = (await this.firstTime(this.replayFile)) ?? (await this.firstTime(this.activeFile)) ?? Date.now();
     return this.depthCount;
   }
 
@@ -54,11 +64,17 @@ export class Spool<T> {
     return this.depthCount;
   }
 
+  /** How long the oldest waiting row has waited, in ms; 0 when the spool is empty. */
+  oldestAgeMs(now = Date.now()): number {
+    return this.depthCount === 0 || this.oldestAt === null ? 0 : Math.max(0, now - this.oldestAt);
+  }
+
   /** Appends one record and fsyncs before resolving: once this resolves the row survives a crash. */
   append(record: T): Promise<void> {
     const line = `${this.encode(record)}\n`;
     return this.exclusive(async () => {
       await appendDurably(this.activeFile, line);
+      if (this.depthCount === 0 || this.oldestAt === null) this.oldestAt = this.spooledAt(record);
       this.depthCount += 1;
     });
   }
@@ -87,7 +103,10 @@ export class Spool<T> {
           this.replayCount = pending;
           return true;
         });
-        if (!moved) return true;
+        if (!moved) {
+          if (this.depthCount === 0) this.oldestAt = null;
+          return true;
+        }
       }
       if (!(await this.replayBatch(handler))) return false;
       await unlink(this.replayFile);
@@ -109,11 +128,31 @@ export class Spool<T> {
           await this.reject(line);
           continue;
         }
+        // Lines are in spool order: the one being tried is the oldest still waiting.
+        this.oldestAt = this.spooledAt(record);
         const outcome = await handler(record);
         if (outcome === 'retry') return false;
         if (outcome === 'reject') await this.reject(line);
       }
       return true;
+    } finally {
+      lines.close();
+    }
+  }
+
+  /** The spool time of a file's first readable record, or null. */
+  private async firstTime(file: string): Promise<number | null> {
+    if (!(await exists(file))) return null;
+    const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
+    try {
+      for await (const line of lines) {
+        try {
+          return this.spooledAt(this.decode(line));
+        } catch {
+          /* a torn or foreign line: try the next */
+        }
+      }
+      return null;
     } finally {
       lines.close();
     }

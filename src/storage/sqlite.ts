@@ -1,7 +1,9 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import type { SqlDatabase, SqlValue } from './database';
+import type { OpenDatabaseOptions, SqlDatabase, SqlValue } from './database';
+import { isSqliteBusy } from './db-errors';
 
 type Driver = BetterSqlite3.Database;
 
@@ -24,12 +26,15 @@ export function toSqlitePlaceholders(sql: string, params: readonly SqlValue[]): 
 /**
  * better-sqlite3's error class comes from the realm that first loaded the addon, so under test
  * runners with per-file realms its errors fail `instanceof Error`. Rethrow as a plain Error
- * that keeps the SQLite code (e.g. SQLITE_CONSTRAINT_UNIQUE).
+ * that keeps the SQLite code (e.g. SQLITE_CONSTRAINT_UNIQUE) and the name (a RangeError from
+ * binding stays one: db-errors.ts classifies it as a data error).
  */
 function normalised(err: unknown): Error {
   if (err instanceof Error) return err;
-  const e = err as { message?: unknown; code?: unknown };
-  return Object.assign(new Error(typeof e?.message === 'string' ? e.message : String(err)), { code: e?.code });
+  const e = err as { message?: unknown; code?: unknown; name?: unknown };
+  const out = Object.assign(new Error(typeof e?.message === 'string' ? e.message : String(err)), { code: e?.code });
+  if (typeof e?.name === 'string') out.name = e.name;
+  return out;
 }
 
 function guarded<T>(fn: () => T): T {
@@ -40,72 +45,153 @@ function guarded<T>(fn: () => T): T {
   }
 }
 
+/**
+ * How the relay keeps better-sqlite3 (synchronous: a statement runs on the event loop) from
+ * stalling every session while another process holds the write lock.
+ *
+ * Chosen: a short busy timeout and asynchronous retries, not a worker thread. SQLite's own busy
+ * handler sleeps on the calling thread, so today's 5 s busy_timeout froze the whole relay for
+ * 5 s per write. Here each attempt may block the loop for at most BUSY_SLICE_MS; between
+ * attempts the statement waits on a timer (the loop runs frames), up to the query timeout,
+ * after which it fails with SQLITE_BUSY and a ledger row goes to the spool, whose replay keeps
+ * retrying with backoff. Reads need no retry in practice: in WAL mode readers never wait for a
+ * writer. A worker thread would also keep the loop free, but it adds a message hop and a copy
+ * of every parameter and row to each query, serialises reads behind a waiting write (so reads
+ * would need a second connection or their own timeout anyway), and moves transaction state to
+ * another thread; for the embedded single-instance backend that is more machinery than the
+ * problem needs. What still runs on the loop is a statement's own work (a WAL append; a passive
+ * checkpoint every ~1000 pages), which is short.
+ */
+const BUSY_SLICE_MS = 20;
+/** Busy retries when the opener gives no query timeout (command-line tools): today's 5 s. */
+const DEFAULT_BUSY_BUDGET_MS = 5_000;
+const RETRY_PAUSE_MS = { first: 10, max: 100 };
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The executor whose transaction the current async call chain runs inside, if any. */
+const transactionScope = new AsyncLocalStorage<Executor>();
+
+/** One statement at a time against the one connection, with the busy policy above. */
+class Executor {
+  /** Resolves when the open transaction ends; null when none is open. */
+  transactionDone: Promise<void> | null = null;
+
+  constructor(
+    readonly driver: Driver,
+    private readonly busyBudgetMs: number,
+  ) {}
+
+  /**
+   * Runs `fn` (synchronous driver work), retrying on SQLITE_BUSY / SQLITE_LOCKED until the busy
+   * budget is spent. Inside a transaction there is no retry: the transaction already holds the
+   * write lock (BEGIN IMMEDIATE), and a busy statement there is the caller's to roll back.
+   */
+  async attempt<T>(fn: () => T, inTransaction: boolean): Promise<T> {
+    const deadline = Date.now() + this.busyBudgetMs;
+    let pause = RETRY_PAUSE_MS.first;
+    for (;;) {
+      try {
+        return guarded(fn);
+      } catch (err) {
+        if (inTransaction || !isSqliteBusy(err) || Date.now() + pause > deadline) throw err;
+      }
+      await sleep(pause);
+      pause = Math.min(pause * 2, RETRY_PAUSE_MS.max);
+    }
+  }
+
+  /**
+   * Statements from outside a transaction wait for an open one to end, so they never join it
+   * (and its rollback). Code running inside the transaction's callback is let through even when
+   * it uses the outer handle, which would otherwise wait for itself.
+   */
+  async outsideTransactions(): Promise<void> {
+    if (transactionScope.getStore() === this) return;
+    while (this.transactionDone) await this.transactionDone;
+  }
+}
+
 class SqliteDatabase implements SqlDatabase {
   readonly dialect = 'sqlite' as const;
-  private inTransaction = false;
 
-  constructor(private readonly driver: Driver) {}
+  /** `inTransaction`: this handle is the one given to a transaction's callback. */
+  constructor(
+    private readonly exec: Executor,
+    private readonly inTransaction = false,
+  ) {}
 
   async query<Row extends object>(sql: string, params: readonly SqlValue[] = []): Promise<Row[]> {
     const q = toSqlitePlaceholders(sql, params);
-    return guarded(() => {
-      const stmt = this.driver.prepare(q.sql);
+    if (!this.inTransaction) await this.exec.outsideTransactions();
+    return this.exec.attempt(() => {
+      const stmt = this.exec.driver.prepare(q.sql);
       if (!stmt.reader) {
         stmt.run(...q.params);
         return [];
       }
       return stmt.all(...q.params) as Row[];
-    });
+    }, this.inTransaction);
   }
 
   async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
     const q = toSqlitePlaceholders(sql, params);
-    return guarded(() => {
-      const stmt = this.driver.prepare(q.sql);
+    if (!this.inTransaction) await this.exec.outsideTransactions();
+    return this.exec.attempt(() => {
+      const stmt = this.exec.driver.prepare(q.sql);
       if (stmt.reader) {
         stmt.all(...q.params);
         return 0;
       }
       return stmt.run(...q.params).changes;
-    });
+    }, this.inTransaction);
   }
 
   async transaction<T>(fn: (tx: SqlDatabase) => Promise<T>): Promise<T> {
-    // better-sqlite3 is synchronous and the handle is per process, so an async callback
-    // is safe as long as no other transaction interleaves: nested calls reuse the outer one.
+    // A nested call runs inside the outer transaction.
     if (this.inTransaction) return fn(this);
-    guarded(() => this.driver.exec('BEGIN IMMEDIATE'));
-    this.inTransaction = true;
+    // One transaction at a time on the one connection: the callback is async, so without this
+    // gate a second caller's statements would run inside (and roll back with) the first's.
+    await this.exec.outsideTransactions();
+    let end: () => void = () => undefined;
+    this.exec.transactionDone = new Promise<void>((r) => (end = r));
     try {
-      const result = await fn(this);
-      this.driver.exec('COMMIT');
-      return result;
-    } catch (err) {
-      this.driver.exec('ROLLBACK');
-      throw err;
+      // The gate is already held, so BEGIN cannot meet another transaction of this handle.
+      await this.exec.attempt(() => this.exec.driver.exec('BEGIN IMMEDIATE'), false);
+      try {
+        const result = await transactionScope.run(this.exec, () => fn(new SqliteDatabase(this.exec, true)));
+        guarded(() => this.exec.driver.exec('COMMIT'));
+        return result;
+      } catch (err) {
+        if (this.exec.driver.inTransaction) this.exec.driver.exec('ROLLBACK');
+        throw err;
+      }
     } finally {
-      this.inTransaction = false;
+      this.exec.transactionDone = null;
+      end();
     }
   }
 
   async ping(): Promise<void> {
-    this.driver.prepare('SELECT 1').get();
+    await this.exec.attempt(() => this.exec.driver.prepare('SELECT 1').get(), this.inTransaction);
   }
 
   async close(): Promise<void> {
-    if (this.driver.open) this.driver.close();
+    if (this.inTransaction) return;
+    if (this.exec.driver.open) this.exec.driver.close();
   }
 }
 
-export function openSqlite(file: string): SqlDatabase {
+export function openSqlite(file: string, opts: OpenDatabaseOptions = {}): SqlDatabase {
   const memory = file === ':memory:' || file === '';
   if (!memory) mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const driver = new BetterSqlite3(memory ? ':memory:' : file);
-  // WAL lets readers (usage API) run beside the writer; NORMAL sync is durable across
-  // process crashes, which is the failure a relay sees, at a fraction of FULL's cost.
+  // WAL lets readers (usage API, budget checks) run beside the writer; NORMAL sync is durable
+  // across process crashes, which is the failure a relay sees, at a fraction of FULL's cost.
   driver.pragma('journal_mode = WAL');
   driver.pragma('synchronous = NORMAL');
-  driver.pragma('busy_timeout = 5000');
+  // Short on purpose: see BUSY_SLICE_MS. Longer waits happen off the loop, in Executor.attempt.
+  driver.pragma(`busy_timeout = ${BUSY_SLICE_MS}`);
   driver.pragma('foreign_keys = ON');
-  return new SqliteDatabase(driver);
+  return new SqliteDatabase(new Executor(driver, opts.queryTimeoutMs ?? DEFAULT_BUSY_BUDGET_MS));
 }

@@ -30,7 +30,8 @@ export function entry(over: Partial<Omit<LedgerEntry, 'usage'>> & { usage?: Part
 
 /**
  * A database that can be switched off: every call fails while `down` (as a refused connection
- * would), and `refuse` makes inserts of chosen response ids fail while the database is up.
+ * would), and `refuse` makes inserts of chosen response ids fail while the database is up, with
+ * a data error (the kind the spool sets aside).
  */
 export class SwitchableDatabase implements SqlDatabase {
   down = false;
@@ -44,7 +45,10 @@ export class SwitchableDatabase implements SqlDatabase {
 
   private check(params?: readonly SqlValue[]): void {
     if (this.down) throw new Error('connect ECONNREFUSED 127.0.0.1:5432 (simulated)');
-    if (params?.some((p) => typeof p === 'string' && this.refuse.has(p))) throw new Error('value too long (simulated)');
+    if (params?.some((p) => typeof p === 'string' && this.refuse.has(p))) {
+      // A refusal for the row's data, coded as each backend codes it (22001: string_data_right_truncation).
+      throw Object.assign(new Error('value too long (simulated)'), { code: this.dialect === 'postgres' ? '22001' : 'SQLITE_CONSTRAINT_CHECK' });
+    }
   }
 
   async query<Row extends object = Record<string, unknown>>(sql: string, params?: readonly SqlValue[]): Promise<Row[]> {
