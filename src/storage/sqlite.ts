@@ -49,23 +49,28 @@ function guarded<T>(fn: () => T): T {
  * How the relay keeps better-sqlite3 (synchronous: a statement runs on the event loop) from
  * stalling every session while another process holds the write lock.
  *
- * Chosen: a short busy timeout and asynchronous retries, not a worker thread. SQLite's own busy
- * handler sleeps on the calling thread, so today's 5 s busy_timeout froze the whole relay for
- * 5 s per write. Here each attempt may block the loop for at most BUSY_SLICE_MS; between
- * attempts the statement waits on a timer (the loop runs frames), up to the query timeout,
- * after which it fails with SQLITE_BUSY and a ledger row goes to the spool, whose replay keeps
- * retrying with backoff. Reads need no retry in practice: in WAL mode readers never wait for a
- * writer. A worker thread would also keep the loop free, but it adds a message hop and a copy
- * of every parameter and row to each query, serialises reads behind a waiting write (so reads
- * would need a second connection or their own timeout anyway), and moves transaction state to
- * another thread; for the embedded single-instance backend that is more machinery than the
- * problem needs. What still runs on the loop is a statement's own work (a WAL append; a passive
+ * Chosen: no busy wait inside SQLite at all (busy_timeout 0) and asynchronous retries, not a
+ * worker thread. SQLite's own busy handler sleeps on the calling thread, so the old 5 s
+ * busy_timeout froze the whole relay for 5 s per write. Here a statement that meets a held lock
+ * fails at once with SQLITE_BUSY, waits on a timer (the loop goes on relaying frames) and
+ * tries again, up to the query timeout; then a ledger row goes to the spool, whose replay keeps
+ * retrying with backoff. Not even a short busy timeout (say 20 ms): with several writes waiting
+ * at once, each retry would block the loop that long, and a frame crossing the relay needs a few
+ * loop turns, so 20 ms slices added up to 300 ms gaps in a bystander's stream. Reads need no
+ * retry in practice (in WAL mode readers never wait for a writer) but get the same policy.
+ *
+ * A worker thread would also keep the loop free, but it adds a message hop and a copy of every
+ * parameter and row to each query, serialises reads behind a waiting write (so reads would need
+ * a second connection or their own timeout anyway), and moves transaction state to another
+ * thread; for the embedded single-instance backend that is more machinery than the problem
+ * needs. What still runs on the loop is a statement's own work (a WAL append; a passive
  * checkpoint every ~1000 pages), which is short.
  */
-const BUSY_SLICE_MS = 20;
-/** Busy retries when the opener gives no query timeout (command-line tools): today's 5 s. */
+const BUSY_SLICE_MS = 0;
+/** Busy retries when the opener gives no query timeout (command-line tools): the old 5 s. */
 const DEFAULT_BUSY_BUDGET_MS = 5_000;
-const RETRY_PAUSE_MS = { first: 10, max: 100 };
+/** Pauses between attempts: short at first (most locks are brief), then at most 10 tries a second. */
+const RETRY_PAUSE_MS = { first: 5, max: 100 };
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -83,8 +88,8 @@ class Executor {
   ) {}
 
   /**
-   * Runs `fn` (synchronous driver work), retrying on SQLITE_BUSY / SQLITE_LOCKED until the busy
-   * budget is spent. Inside a transaction there is no retry: the transaction already holds the
+   * Runs `fn` (synchronous driver work), retrying on SQLITE_BUSY / SQLITE_LOCKED after a timer
+   * until the busy budget is spent. Inside a transaction there is no retry: the transaction already holds the
    * write lock (BEGIN IMMEDIATE), and a busy statement there is the caller's to roll back.
    */
   async attempt<T>(fn: () => T, inTransaction: boolean): Promise<T> {
@@ -190,7 +195,7 @@ export function openSqlite(file: string, opts: OpenDatabaseOptions = {}): SqlDat
   // across process crashes, which is the failure a relay sees, at a fraction of FULL's cost.
   driver.pragma('journal_mode = WAL');
   driver.pragma('synchronous = NORMAL');
-  // Short on purpose: see BUSY_SLICE_MS. Longer waits happen off the loop, in Executor.attempt.
+  // None on purpose: see BUSY_SLICE_MS. Waits happen off the loop, in Executor.attempt.
   driver.pragma(`busy_timeout = ${BUSY_SLICE_MS}`);
   driver.pragma('foreign_keys = ON');
   return new SqliteDatabase(new Executor(driver, opts.queryTimeoutMs ?? DEFAULT_BUSY_BUDGET_MS));
