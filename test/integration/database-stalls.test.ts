@@ -81,8 +81,9 @@ describe('the event loop never waits on the database', () => {
     const gap = clock.maxGap(lockedAt, releasedAt + 200);
     // Recorded in the note: a correctness bound (the old code froze every session ~5 s per write).
     process.stdout.write(`bystander max frame gap while the ledger was locked: ${gap.toFixed(1)} ms over ${clock.times.length} frames\n`);
-    expect(clock.times.filter((t) => t >= lockedAt && t <= releasedAt).length).toBeGreaterThan(50);
     expect(gap).toBeLessThan(1000);
+    // … and it really was streaming all along (20 ms deltas), not idle.
+    expect(clock.times.filter((t) => t >= lockedAt && t <= releasedAt).length).toBeGreaterThan(50);
 
     // While it waited, /metrics and /readyz said so.
     const text = String(metrics.body);
