@@ -40,8 +40,8 @@ class PostgresDatabase implements SqlDatabase {
       throw err;
     });
     let failure: unknown = null;
+    const tx = new PostgresDatabase(client, this.pool, opts.unbounded ? null : this.timeoutMs);
     try {
-      const tx = new PostgresDatabase(client, this.pool, opts.unbounded ? null : this.timeoutMs);
       await tx.send('BEGIN', []);
       // The pool's statement_timeout is a session setting; LOCAL undoes it for this transaction only.
       if (opts.unbounded && this.timeoutMs !== null) await tx.send('SET LOCAL statement_timeout = 0', []);
@@ -50,11 +50,16 @@ class PostgresDatabase implements SqlDatabase {
       return result;
     } catch (err) {
       failure = err;
-      await client.query('ROLLBACK').catch(() => undefined);
+      // After a timeout the connection may never answer again: no ROLLBACK to wait on, it is destroyed below.
+      if (!(err instanceof QueryTimeoutError)) {
+        await tx.send('ROLLBACK', []).catch((rollbackErr: unknown) => {
+          failure = rollbackErr;
+        });
+      }
       throw err;
     } finally {
-      // A connection whose statement timed out client-side may still be busy on the server:
-      // destroy it rather than hand it to the next caller.
+      // A connection whose statement timed out client-side may still be busy on the server (or
+      // gone): destroy it rather than hand it to the next caller; the server rolls back.
       client.release(failure instanceof QueryTimeoutError ? failure : undefined);
     }
   }

@@ -87,33 +87,37 @@ class Executor {
     private readonly busyBudgetMs: number,
   ) {}
 
+  /** True when the current async call chain runs inside this connection's open transaction. */
+  insideTransaction(): boolean {
+    return this.transactionDone !== null && transactionScope.getStore() === this;
+  }
+
   /**
    * Runs `fn` (synchronous driver work), retrying on SQLITE_BUSY / SQLITE_LOCKED after a timer
-   * until the busy budget is spent. Inside a transaction there is no retry: the transaction already holds the
-   * write lock (BEGIN IMMEDIATE), and a busy statement there is the caller's to roll back.
+   * until the busy budget is spent.
+   *
+   * Statements from outside a transaction first wait for an open one to end, so they never join
+   * it (and its rollback). The check and the statement run in one synchronous step (no await in
+   * between), or a transaction could open in the gap. Code running inside the transaction's
+   * callback is let through even when it uses the outer handle, which would otherwise wait for
+   * itself. Inside a transaction there is no retry: it already holds the write lock (BEGIN
+   * IMMEDIATE), and a busy statement there is the caller's to roll back.
    */
-  async attempt<T>(fn: () => T, inTransaction: boolean): Promise<T> {
+  async attempt<T>(fn: () => T, txHandle: boolean, begin = false): Promise<T> {
+    // `begin`: the transaction's own BEGIN, which holds the gate already and may retry.
+    const inside = !begin && (txHandle || this.insideTransaction());
     const deadline = Date.now() + this.busyBudgetMs;
     let pause = RETRY_PAUSE_MS.first;
     for (;;) {
+      while (!inside && !begin && this.transactionDone) await this.transactionDone;
       try {
         return guarded(fn);
       } catch (err) {
-        if (inTransaction || !isSqliteBusy(err) || Date.now() + pause > deadline) throw err;
+        if (inside || !isSqliteBusy(err) || Date.now() + pause > deadline) throw err;
       }
       await sleep(pause);
       pause = Math.min(pause * 2, RETRY_PAUSE_MS.max);
     }
-  }
-
-  /**
-   * Statements from outside a transaction wait for an open one to end, so they never join it
-   * (and its rollback). Code running inside the transaction's callback is let through even when
-   * it uses the outer handle, which would otherwise wait for itself.
-   */
-  async outsideTransactions(): Promise<void> {
-    if (transactionScope.getStore() === this) return;
-    while (this.transactionDone) await this.transactionDone;
   }
 }
 
@@ -128,7 +132,6 @@ class SqliteDatabase implements SqlDatabase {
 
   async query<Row extends object>(sql: string, params: readonly SqlValue[] = []): Promise<Row[]> {
     const q = toSqlitePlaceholders(sql, params);
-    if (!this.inTransaction) await this.exec.outsideTransactions();
     return this.exec.attempt(() => {
       const stmt = this.exec.driver.prepare(q.sql);
       if (!stmt.reader) {
@@ -141,7 +144,6 @@ class SqliteDatabase implements SqlDatabase {
 
   async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
     const q = toSqlitePlaceholders(sql, params);
-    if (!this.inTransaction) await this.exec.outsideTransactions();
     return this.exec.attempt(() => {
       const stmt = this.exec.driver.prepare(q.sql);
       if (stmt.reader) {
@@ -153,16 +155,18 @@ class SqliteDatabase implements SqlDatabase {
   }
 
   async transaction<T>(fn: (tx: SqlDatabase) => Promise<T>): Promise<T> {
-    // A nested call runs inside the outer transaction.
+    // A nested call (through either handle) runs inside the outer transaction.
     if (this.inTransaction) return fn(this);
+    if (this.exec.insideTransaction()) return fn(new SqliteDatabase(this.exec, true));
     // One transaction at a time on the one connection: the callback is async, so without this
     // gate a second caller's statements would run inside (and roll back with) the first's.
-    await this.exec.outsideTransactions();
+    // No await between the last check and taking the gate.
+    while (this.exec.transactionDone) await this.exec.transactionDone;
     let end: () => void = () => undefined;
     this.exec.transactionDone = new Promise<void>((r) => (end = r));
     try {
-      // The gate is already held, so BEGIN cannot meet another transaction of this handle.
-      await this.exec.attempt(() => this.exec.driver.exec('BEGIN IMMEDIATE'), false);
+      // With busy retries like any statement, but without waiting for the gate it holds itself.
+      await this.exec.attempt(() => this.exec.driver.exec('BEGIN IMMEDIATE'), false, true);
       try {
         const result = await transactionScope.run(this.exec, () => fn(new SqliteDatabase(this.exec, true)));
         guarded(() => this.exec.driver.exec('COMMIT'));
