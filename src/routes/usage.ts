@@ -23,7 +23,7 @@ export interface UsageRoutesOptions {
   authenticateAdmin?: (req: FastifyRequest) => Promise<Principal>;
 }
 
-const DATE_PATTERN = '^\\d{4}-\\d{2}-\\d{2}(T\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?(Z|[+-]\\d{2}:\\d{2}))?$';
+export const DATE_PATTERN = '^\\d{4}-\\d{2}-\\d{2}(T\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?(Z|[+-]\\d{2}:\\d{2}))?$';
 const dateParam = { type: 'string', pattern: DATE_PATTERN } as const;
 const name = { type: 'string', minLength: 1, maxLength: 256 } as const;
 
@@ -69,7 +69,7 @@ const responses = {
 interface OwnQuery {
   from?: string;
   to?: string;
-  group_by?: 'day' | 'model';
+  group_by?: 'day' | 'model' | 'key' | 'session';
 }
 
 interface AdminQuery {
@@ -78,7 +78,7 @@ interface AdminQuery {
   model?: string;
   from?: string;
   to?: string;
-  group_by?: 'day' | 'model' | 'user';
+  group_by?: 'day' | 'model' | 'user' | 'key' | 'tenant' | 'session';
 }
 
 function parseDate(value: string | undefined, param: 'from' | 'to'): Date | undefined {
@@ -91,7 +91,7 @@ function parseDate(value: string | undefined, param: 'from' | 'to'): Date | unde
   return new Date(dateOnly && param === 'to' ? t + 86_400_000 : t);
 }
 
-function range(q: { from?: string; to?: string }): { from?: Date; to?: Date } {
+export function range(q: { from?: string; to?: string }): { from?: Date; to?: Date } {
   const from = parseDate(q.from, 'from');
   const to = parseDate(q.to, 'to');
   if (from && to && from.getTime() > to.getTime()) {
@@ -104,7 +104,7 @@ const sumRows = sumUsageRows;
 const view = usageTotalsView;
 const toCsv = usageCsv;
 
-function wantsCsv(req: FastifyRequest): boolean {
+export function wantsCsv(req: FastifyRequest): boolean {
   const accept = req.headers.accept ?? '';
   return /(^|,)\s*text\/csv\b/i.test(accept);
 }
@@ -151,7 +151,7 @@ export const usageRoutes: FastifyPluginAsync<UsageRoutesOptions> = async (app, o
       schema: {
         querystring: {
           type: 'object',
-          properties: { from: dateParam, to: dateParam, group_by: { type: 'string', enum: ['day', 'model'] } },
+          properties: { from: dateParam, to: dateParam, group_by: { type: 'string', enum: ['day', 'model', 'key', 'session'] } },
         },
         response: responses,
       },
@@ -185,7 +185,7 @@ export const usageRoutes: FastifyPluginAsync<UsageRoutesOptions> = async (app, o
             model: name,
             from: dateParam,
             to: dateParam,
-            group_by: { type: 'string', enum: ['day', 'model', 'user'] },
+            group_by: { type: 'string', enum: ['day', 'model', 'user', 'key', 'tenant', 'session'] },
           },
         },
         response: responses,
