@@ -2,7 +2,8 @@
  * The spend log and the live view:
  *
  * - `GET /admin/sessions` (scope `admin`): one row per session or call, newest first, filtered
- *   by `user`, `tenant`, `key`, `model`, `transport`, `from`/`to` (start time, as in the usage
+ *   by `user`, `tenant`, `key_id` (not `key`: the relay refuses that query name as a leaked
+ *   credential), `model`, `transport`, `from`/`to` (start time, as in the usage
  *   API), `limit` rows (default 50, at most 1000) after `cursor` (the `next_cursor` of the
  *   previous page). JSON, or CSV with `Accept: text/csv` (the next cursor then travels in the
  *   `relay-next-cursor` header).
@@ -107,7 +108,7 @@ interface PageQuery {
 interface AdminQuery extends PageQuery {
   user?: string;
   tenant?: string;
-  key?: string;
+  key_id?: string;
 }
 
 async function page(req: FastifyRequest, reply: FastifyReply, store: SessionLogStore, filter: SessionFilter, q: PageQuery): Promise<unknown> {
@@ -160,14 +161,14 @@ export const sessionRoutes: FastifyPluginAsync<SessionRoutesOptions> = async (ap
     {
       onRequest: requireAdmin,
       schema: {
-        querystring: { type: 'object', properties: { user: name, tenant: name, key: name, ...pageParams } },
+        querystring: { type: 'object', properties: { user: name, tenant: name, key_id: name, ...pageParams } },
         response: { 200: { description: 'JSON, or CSV with Accept: text/csv', ...listSchema }, ...errors },
       },
     },
     async (req, reply) => {
       const q = req.query;
       const { from, to } = range(q);
-      return page(req, reply, opts.sessionLog, { user: q.user, tenant: q.tenant, keyId: q.key, model: q.model, transport: q.transport, from, to }, q);
+      return page(req, reply, opts.sessionLog, { user: q.user, tenant: q.tenant, keyId: q.key_id, model: q.model, transport: q.transport, from, to }, q);
     },
   );
 
