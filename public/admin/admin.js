@@ -2,6 +2,7 @@
 // comes from the relay's own admin API with the credential the operator typed in, which is kept
 // in sessionStorage (this tab only) and sent as a bearer header, never in a URL. Every value
 // from the API is put on the page as text (textContent), never as HTML: user ids are untrusted.
+/* global uPlot */
 'use strict';
 
 (function () {
@@ -138,10 +139,8 @@
   // ---- tabs ---------------------------------------------------------------------------------
 
   const loaders = {};
-  let current = null;
   function selectTab(name) {
     if (!loaders[name]) name = 'spend';
-    current = name;
     for (const b of document.querySelectorAll('#tabs [data-tab]')) b.setAttribute('aria-selected', String(b.dataset.tab === name));
     for (const s of document.querySelectorAll('.tab')) s.hidden = s.id !== `tab-${name}`;
     if (location.hash.slice(1) !== name) history.replaceState(null, '', `#${name}`);

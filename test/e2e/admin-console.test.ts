@@ -29,6 +29,18 @@ async function converse(r: RelayInstance, key: string, model: string, responses:
 }
 
 describe('admin console at /admin/ui (Chromium)', () => {
+  /**
+   * Polls a page-side expression from here: page.waitForFunction would evaluate it inside the
+   * page, which the console's CSP (no 'unsafe-eval') rightly refuses.
+   */
+  async function pageTrue(expression: string, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await page.evaluate<boolean>(`Boolean(${expression})`))) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${expression}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
   let relay: RelayInstance;
   let work: string;
   let browser: Browser;
@@ -78,8 +90,8 @@ describe('admin console at /admin/ui (Chromium)', () => {
     await page.click('#signin-button');
     await page.locator('#app').waitFor({ state: 'visible' });
     expect(page.url()).not.toContain(relay.adminToken);
-    expect(await page.evaluate(() => Object.values(sessionStorage))).toContain(relay.adminToken);
-    expect(await page.evaluate(() => Object.values(localStorage))).toEqual([]);
+    expect(await page.evaluate<string[]>('Object.values(sessionStorage)')).toContain(relay.adminToken);
+    expect(await page.evaluate<string[]>('Object.values(localStorage)')).toEqual([]);
   });
 
   it('draws spend by model, stacked, from the ledger rows, by day, week and month', async () => {
@@ -91,14 +103,15 @@ describe('admin console at /admin/ui (Chromium)', () => {
     expect(await page.locator('#spend-table tbody tr').count()).toBe(2);
     expect(await page.textContent('#spend-table')).toContain('gpt-realtime-mini');
     // The chart's canvas has bars on it in each model's colour.
-    const colours = await page.evaluate(() => {
-      const canvas = document.querySelector<HTMLCanvasElement>('#spend-chart canvas');
+    // Page-side code as strings: this suite compiles without the DOM library.
+    const colours = await page.evaluate<string[]>(`(() => {
+      const canvas = document.querySelector('#spend-chart canvas');
       if (!canvas) return [];
-      const { data } = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height);
-      const seen = new Set<string>();
-      for (let i = 0; i < data.length; i += 4) if (data[i + 3] > 200) seen.add(`${data[i]},${data[i + 1]},${data[i + 2]}`);
+      const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+      const seen = new Set();
+      for (let i = 0; i < data.length; i += 4) if (data[i + 3] > 200) seen.add(data[i] + ',' + data[i + 1] + ',' + data[i + 2]);
       return [...seen];
-    });
+    })()`);
     const near = (rgb: number[]): boolean => colours.some((c) => c.split(',').map(Number).every((v, i) => Math.abs(v - rgb[i]) < 40));
     expect(near([37, 99, 235])).toBe(true); // first model
     expect(near([22, 163, 74])).toBe(true); // second model, stacked on it
@@ -106,7 +119,7 @@ describe('admin console at /admin/ui (Chromium)', () => {
     await shot('02-spend-day');
     for (const interval of ['week', 'month']) {
       await page.click(`#interval [data-interval="${interval}"]`);
-      await page.waitForFunction((n) => document.querySelector('#spend-chart')?.getAttribute('data-buckets') === n, '12');
+      await pageTrue(`document.querySelector('#spend-chart')?.getAttribute('data-buckets') === '12'`);
       await page.locator('#spend-chart canvas').waitFor();
     }
     await shot('03-spend-month');
@@ -162,7 +175,7 @@ describe('admin console at /admin/ui (Chromium)', () => {
     expect(await page.textContent('#banner')).toMatch(/daily must be an amount/);
     await page.fill('#budget-form [name="daily"]', '');
     await page.click('#budget-save');
-    await page.waitForFunction(() => document.querySelector('#budgets-table tr[data-budget="user:alice"]')?.textContent?.includes('$2.50'));
+    await pageTrue(`document.querySelector('#budgets-table tr[data-budget="user:alice"]')?.textContent?.includes('$2.50')`);
     const stored = await relay.request<{ limits: { monthly_usd: string; daily_usd: string | null } }>('GET', '/admin/budgets/user/alice', { headers: admin() });
     expect(stored.body.limits).toMatchObject({ monthly_usd: '2.500000000', daily_usd: null });
     await shot('06-budgets');
@@ -172,7 +185,7 @@ describe('admin console at /admin/ui (Chromium)', () => {
     expect(await alice.locator('.budget').count()).toBe(1);
     expect(await alice.textContent()).toMatch(/monthly: .* of \$2\.50/);
     // The three tables load one after the other.
-    await page.waitForFunction(() => document.querySelectorAll('#top-tenant tbody tr').length === 2);
+    await pageTrue(`document.querySelectorAll('#top-tenant tbody tr').length === 2`);
     expect(await page.locator('#top-key tbody tr').count()).toBe(2);
     expect(await page.textContent('#top-tenant')).toContain('globex');
     await shot('07-top-spenders');
@@ -189,10 +202,10 @@ describe('admin console at /admin/ui (Chromium)', () => {
     const row = page.locator('#live-table tbody tr', { hasText: 'carol' });
     await row.waitFor({ timeout: 10_000 });
     // Its running cost comes from the ledger: the billed response shows up within a refresh or two.
-    await page.waitForFunction(() => {
+    await pageTrue(`(() => {
       const cells = document.querySelectorAll('#live-table tbody tr td');
       return cells[4]?.textContent === '1' && cells[5]?.textContent !== '$0.00';
-    });
+    })()`);
     expect(await row.textContent()).toContain('gpt-realtime');
     await shot('08-live');
     await row.locator('button', { hasText: 'Close' }).click();
@@ -209,7 +222,7 @@ describe('admin console at /admin/ui (Chromium)', () => {
     expect(await page.textContent('#sessions-table')).toContain('closed_by_admin');
     await page.fill('#session-filter [name="user"]', 'alice');
     await page.click('#session-filter button[type="submit"]');
-    await page.waitForFunction(() => document.querySelectorAll('#sessions-table tbody tr').length === 2);
+    await pageTrue(`document.querySelectorAll('#sessions-table tbody tr').length === 2`);
     await shot('10-sessions-filtered');
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#sessions-csv')]);
     const file = path.join(work, 'export.csv');
@@ -228,13 +241,12 @@ describe('admin console at /admin/ui (Chromium)', () => {
     for (const tab of ['spend', 'keys', 'sessions']) {
       await page.click(`[data-tab="${tab}"]`);
       await page.waitForTimeout(300);
-      const wide = await page.evaluate(() =>
-        [...document.querySelectorAll('body *')]
-          .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5 && !e.closest('.table-wrap'))
-          .map((e) => `${e.tagName}.${e.className}`),
-      );
+      // Wide tables may scroll inside their .table-wrap; nothing else may stick out.
+      const wide = await page.evaluate<string[]>(`[...document.querySelectorAll('body *')]
+        .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5 && !e.closest('.table-wrap'))
+        .map((e) => e.tagName + '.' + e.className)`);
       expect(wide).toEqual([]);
-      expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+      expect(await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth')).toBeLessThanOrEqual(0);
       await shot(`11-phone-${tab}`);
     }
     expect(problems).toEqual([]);
