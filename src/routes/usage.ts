@@ -7,6 +7,8 @@
  * Dates: `from` and `to` take an ISO date (UTC) or timestamp. `from` is inclusive; `to` is
  * exclusive as a timestamp and inclusive as a date (`to=2025-01-31` covers that whole day).
  *
+ * `group_by`: day, model, key or session on /v1/usage; also user and tenant on /admin/usage.
+ *
  * Error codes: 401/403 from the authenticator or insufficient_scope, 400 invalid_request /
  * invalid_date / invalid_range.
  */
