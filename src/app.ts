@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { openAdminServices, type AdminServices } from './admin/services';
 import { Authenticator, requireScope, type CredentialCarrier } from './auth/authenticator';
 import { selectSubprotocol } from './auth/credentials';
-import type { Principal } from './auth/principal';
+import { billingKeyId, type Principal } from './auth/principal';
 import type { RelayConfig } from './config/config';
 import { HttpError, installErrorHandler } from './http/errors';
 import { admitConnection, createLimits, installHttpHardening } from './limits';
@@ -156,7 +156,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
     sessions,
     authenticate: authenticate('realtime'),
     admit: async (principal, request) => {
-      const verdict = await metering.guard.check({ user: principal.user, tenant: principal.tenant, keyId: principal.keyId });
+      const verdict = await metering.guard.check({ user: principal.user, tenant: principal.tenant, keyId: billingKeyId(principal) });
       if (!verdict.ok) {
         throw new HttpError(402, 'insufficient_quota', `The ${verdict.period} spending limit of this ${verdict.scope} has been reached.`, 'insufficient_quota');
       }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { billingKeyId } from '../auth/principal';
 import { checkSessionUpdate, checkSystemMessages, instructionsLocked, lockedSessionUpdate, type LockedFieldError } from '../auth/locked-session';
 import type { RelayConfig } from '../config/config';
 import type { Metering } from '../metering';
@@ -49,8 +50,8 @@ export function createSessionPlanner(deps: {
   const dialect = config.upstream.dialect;
 
   return async ({ sessionId, principal, model, provider, credentialStillValid }) => {
-    const meter = metering.newSessionMeter({ sessionId, user: principal.user, tenant: principal.tenant, keyId: principal.keyId, provider: provider.name, model });
-    const who = { user: principal.user, tenant: principal.tenant, keyId: principal.keyId };
+    const meter = metering.newSessionMeter({ sessionId, user: principal.user, tenant: principal.tenant, keyId: billingKeyId(principal), provider: provider.name, model });
+    const who = { user: principal.user, tenant: principal.tenant, keyId: billingKeyId(principal) };
     const tracker = trackSession({ ...deps.tracking, logger: deps.logger }, { sessionId, principal, model, provider: provider.name });
     const locked = principal.lockedSession;
     let overBudget = false;

@@ -4,7 +4,7 @@
  * and never end or delay a session: the ledger, not this log, is what bills.
  */
 import type { Logger } from 'pino';
-import type { Principal } from '../auth/principal';
+import { billingKeyId, type Principal } from '../auth/principal';
 import { CloseCode } from '../relay/close-codes';
 import type { LiveSessionDirectory } from '../relay/live-sessions';
 import { errorEvent } from '../relay/protocol-errors';
@@ -37,7 +37,7 @@ export function trackSession(
   return {
     onStarted(session) {
       startedAt = Date.now();
-      const record = { id: sessionId, user: principal.user, tenant: principal.tenant ?? null, keyId: principal.keyId ?? null, model, transport, startedAt };
+      const record = { id: sessionId, user: principal.user, tenant: principal.tenant ?? null, keyId: billingKeyId(principal) ?? null, model, transport, startedAt };
       if (deps.sessionLog) {
         started = deps.sessionLog
           .start({ ...record, provider: ctx.provider })

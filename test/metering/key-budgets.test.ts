@@ -61,6 +61,32 @@ describe('per-key budgets', () => {
     expect(list.json().data.map((b: { scope: string; id: string }) => `${b.scope}:${b.id}`)).toEqual([`key:${partnerId}`]);
   });
 
+  it('counts sessions on ephemeral keys against the API key that minted them', async () => {
+    const partner = await r.createKey('hana', ['mint'], 'acme');
+    const partnerId = parseApiKey(partner)!.id;
+    expect((await put('key', partnerId, { total_usd: '0.000000001' })).statusCode).toBe(200);
+    const mint = async (): Promise<string> => {
+      const res = await r.request<{ value: string }>('POST', '/v1/realtime/client_secrets', {
+        headers: { authorization: `Bearer ${partner}` },
+        body: { session: { type: 'realtime', model: 'gpt-realtime' } },
+      });
+      expect(res.status).toBe(200);
+      return res.body.value;
+    };
+    const c = await TestClient.connect(`${r.wsUrl}?model=gpt-realtime`, { headers: { authorization: `Bearer ${await mint()}` } });
+    await c.waitFor('session.created');
+    c.send({ type: 'response.create' });
+    await c.waitFor('response.done');
+    await c.waitFor((e) => e.type === 'error' && (e.error as { code?: string }).code === 'budget_exceeded');
+    c.ws.close();
+    await c.closed;
+    // A freshly minted key does not start over: the spend is the minting key's.
+    const denied = await refusedUpgrade(`${r.wsUrl}?model=gpt-realtime`, { headers: { authorization: `Bearer ${await mint()}` } });
+    expect(denied.status).toBe(402);
+    const byKey = await r.request<{ data: Array<{ key: string | null; responses: number }> }>('GET', '/admin/usage?group_by=key&user=hana', { headers: { authorization: `Bearer ${r.adminToken}` } });
+    expect(byKey.body.data).toEqual([expect.objectContaining({ key: partnerId, responses: 1 })]);
+  });
+
   it('refuses an unknown budget scope', async () => {
     const res = await put('team', 'x', { total_usd: '1' });
     expect(res.statusCode).toBe(400);
