@@ -28,6 +28,8 @@ export const sessionLogMigrations: readonly Migration[] = [
       );
       CREATE INDEX sessions_started ON sessions (started_at, id);
       CREATE INDEX sessions_user_started ON sessions (user_id, started_at);
+      CREATE INDEX sessions_tenant_started ON sessions (tenant_id, started_at);
+      CREATE INDEX sessions_key_started ON sessions (key_id, started_at);
       CREATE INDEX usage_ledger_session ON usage_ledger (session_id)`,
     postgres: `
       CREATE TABLE sessions (
@@ -46,6 +48,8 @@ export const sessionLogMigrations: readonly Migration[] = [
       );
       CREATE INDEX sessions_started ON sessions (started_at, id);
       CREATE INDEX sessions_user_started ON sessions (user_id, started_at);
+      CREATE INDEX sessions_tenant_started ON sessions (tenant_id, started_at);
+      CREATE INDEX sessions_key_started ON sessions (key_id, started_at);
       CREATE INDEX usage_ledger_session ON usage_ledger (session_id)`,
   },
 ];
