@@ -151,8 +151,9 @@ export const sessionRoutes: FastifyPluginAsync<SessionRoutesOptions> = async (ap
       const p = principals.get(req);
       if (!p) throw new HttpError(401, 'missing_credential', 'Authentication required.');
       const { from, to } = range(req.query);
-      // The tenant narrows the user, as in /v1/usage: two tenants may each have an "alice".
-      return page(req, reply, opts.sessionLog, { user: p.user, tenant: p.tenant, model: req.query.model, transport: req.query.transport, from, to }, req.query);
+      // The tenant narrows the user: two tenants may each have an "alice", and a credential
+      // without a tenant sees only tenant-less sessions, not every tenant's "alice".
+      return page(req, reply, opts.sessionLog, { user: p.user, tenant: p.tenant ?? null, model: req.query.model, transport: req.query.transport, from, to }, req.query);
     },
   );
 

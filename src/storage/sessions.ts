@@ -101,7 +101,8 @@ export interface SessionRecord extends SessionStart {
 
 export interface SessionFilter {
   user?: string;
-  tenant?: string;
+  /** null: only sessions without a tenant. */
+  tenant?: string | null;
   keyId?: string;
   model?: string;
   transport?: string;
@@ -187,7 +188,7 @@ export class SessionLogStore {
   async list(filter: SessionFilter, page: { limit: number; after?: SessionCursor }): Promise<{ rows: SessionRecord[]; next: SessionCursor | null }> {
     const where = new WhereClause()
       .add('user_id', '=', filter.user)
-      .add('tenant_id', '=', filter.tenant)
+      .add('tenant_id', '=', filter.tenant ?? undefined)
       .add('key_id', '=', filter.keyId)
       .add('model', '=', filter.model)
       .add('transport', '=', filter.transport)
@@ -195,11 +196,15 @@ export class SessionLogStore {
       .add('started_at', '<', filter.to?.getTime());
     let sql = `SELECT id, user_id, tenant_id, key_id, provider, model, transport, started_at, ended_at, duration_ms, close_code, end_reason FROM sessions${where}`;
     const params: SqlValue[] = [...where.params];
+    let conditions = where.params.length;
+    if (filter.tenant === null) {
+      sql += `${conditions++ > 0 ? ' AND' : ' WHERE'} tenant_id IS NULL`;
+    }
     if (page.after) {
       params.push(page.after.startedAt, page.after.id);
       const t = `$${params.length - 1}`;
       const i = `$${params.length}`;
-      sql += `${where.params.length > 0 ? ' AND' : ' WHERE'} (started_at < ${t} OR (started_at = ${t} AND id < ${i}))`;
+      sql += `${conditions > 0 ? ' AND' : ' WHERE'} (started_at < ${t} OR (started_at = ${t} AND id < ${i}))`;
     }
     params.push(page.limit + 1);
     sql += ` ORDER BY started_at DESC, id DESC LIMIT $${params.length}`;

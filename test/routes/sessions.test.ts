@@ -71,6 +71,7 @@ describe('spend log routes', () => {
     keys.alice2 = await r.createKey('alice', ['realtime'], 't1');
     keys.bob = await r.createKey('bob', ['realtime', 'usage'], 't2');
     keys.mintOnly = await r.createKey('carol', ['mint']);
+    keys.aliceNoTenant = await r.createKey('alice', ['usage']);
     for (const [k, v] of Object.entries(keys)) keyIds[k] = parseApiKey(v)!.id;
     await converse(r, keys.alice, 2);
     await converse(r, keys.alice2, 1);
@@ -168,6 +169,10 @@ describe('spend log routes', () => {
     expect(realtimeOnly.body.data).toHaveLength(2);
     const bob = await r.request<Page>('GET', '/v1/sessions?user=alice', { headers: { authorization: `Bearer ${keys.bob}` } });
     expect(bob.body.data.map((s) => s.user)).toEqual(['bob']);
+    // Same user name, no tenant: none of tenant t1's sessions.
+    const tenantless = await r.request<Page>('GET', '/v1/sessions', { headers: { authorization: `Bearer ${keys.aliceNoTenant}` } });
+    expect(tenantless.status).toBe(200);
+    expect(tenantless.body.data).toEqual([]);
     const noScope = await r.request<{ error: { code: string } }>('GET', '/v1/sessions', { headers: { authorization: `Bearer ${keys.mintOnly}` } });
     expect(noScope.status).toBe(403);
     const anon = await r.request('GET', '/v1/sessions?from=nonsense');

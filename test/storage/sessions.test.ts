@@ -52,6 +52,8 @@ describe.each(BACKENDS)('spend log and key budgets on %s', (backend) => {
     expect(await ids({ transport: 'webrtc' })).toEqual(['c']);
     expect(await ids({ model: 'gpt-realtime-mini' })).toEqual(['d']);
     expect(await ids({ keyId: 'k1', from: new Date(T0 + 1), to: new Date(T0 + 2000) })).toEqual(['c']);
+    expect(await ids({ tenant: null })).toEqual(['b']);
+    expect((await log.list({ tenant: null }, { limit: 1, after: { startedAt: T0 + 1001, id: 'z' } })).rows.map((r) => r.id)).toEqual(['b']);
     const seen: string[] = [];
     let after;
     for (;;) {
