@@ -3,9 +3,10 @@ import { readFileSync } from 'node:fs';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { openAdminServices, type AdminServices } from './admin/services';
 import { Authenticator, requireScope, type CredentialCarrier } from './auth/authenticator';
 import { selectSubprotocol } from './auth/credentials';
-import type { Principal } from './auth/principal';
+import { billingKeyId, type Principal } from './auth/principal';
 import type { RelayConfig } from './config/config';
 import { HttpError, installErrorHandler } from './http/errors';
 import { admitConnection, createLimits, installHttpHardening } from './limits';
@@ -15,11 +16,13 @@ import { attachMetrics, combineObservers, RelayMetrics } from './metrics';
 import { SessionRegistry } from './relay/session-registry';
 import { adminBudgetRoutes } from './routes/admin-budgets';
 import { adminKeyRoutes } from './routes/admin-keys';
+import { adminUiRoutes } from './routes/admin-ui';
 import { demoRoutes } from './routes/demo';
 import { docsRoutes } from './routes/docs';
 import { healthRoutes } from './routes/health';
 import { mintRoutes, type ProviderMint } from './routes/mint';
 import { realtimeRoutes } from './routes/realtime';
+import { sessionRoutes } from './routes/sessions';
 import { usageRoutes } from './routes/usage';
 import { createSessionPlanner, type SessionObserver } from './session/plan-session';
 import { RealtimeSimulator } from './simulator';
@@ -34,6 +37,8 @@ export interface RelayServices {
   authenticator: Authenticator;
   metering: Metering;
   sessions: SessionRegistry;
+  /** Spend log, live sessions across instances, budget alerts (admin console). */
+  admin: AdminServices;
   /** Present when UPSTREAM_PROVIDER=simulator: the built-in upstream. */
   simulator?: RealtimeSimulator;
 }
@@ -107,6 +112,8 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
   metrics.instrumentLedger(metering.ledger);
   await attachMetrics(app, metrics, { port: config.metricsPort, host: config.host });
   // <<< limits, HTTP hardening, metrics
+  const admin = await openAdminServices({ config, db, guard: metering.guard, logger, registry: metrics.registry });
+  app.addHook('onClose', () => admin.close());
 
   await app.register(websocket, {
     options: {
@@ -156,7 +163,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
     sessions,
     authenticate: authenticate('realtime'),
     admit: async (principal, request) => {
-      const verdict = await metering.guard.check({ user: principal.user, tenant: principal.tenant });
+      const verdict = await metering.guard.check({ user: principal.user, tenant: principal.tenant, keyId: billingKeyId(principal) });
       if (!verdict.ok) {
         throw new HttpError(402, 'insufficient_quota', `The ${verdict.period} spending limit of this ${verdict.scope} has been reached.`, 'insufficient_quota');
       }
@@ -167,15 +174,25 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
       metering.pricing(provider.name, model).status === 'unpriced'
         ? { type: 'invalid_request_error', code: 'model_not_priced', message: `Model ${model} has no price configured on this relay.`, param: 'model' }
         : null,
-    planSession: metrics.instrumentPlanner(createSessionPlanner({ config, metering, logger, observer: combineObservers(metrics.observer, opts.observer) })),
+    planSession: metrics.instrumentPlanner(createSessionPlanner({
+        config,
+        metering,
+        logger,
+        observer: combineObservers(metrics.observer, opts.observer),
+        tracking: { sessionLog: admin.sessionLog, live: admin.live },
+        alerts: admin.alerts,
+      })),
   });
   await app.register(mintRoutes, { authenticator, config, ephemeralKeys: authenticator.ephemeralKeys, providerMint, rateLimiter: limits.mintRateLimiter });
   await app.register(adminKeyRoutes, { authenticator, keyStore: authenticator.keyStore, ephemeralKeys: authenticator.ephemeralKeys });
   await app.register(usageRoutes, { ledger: metering.ledger, authenticate: authenticate('usage'), authenticateAdmin });
   await app.register(adminBudgetRoutes, { budgets: metering.budgets, guard: metering.guard, authenticateAdmin });
   await app.register(demoRoutes, { enabled: config.demoEnabled });
+  // The route itself admits `usage` or `realtime` (a realtime-only backend may read its own log).
+  await app.register(sessionRoutes, { sessionLog: admin.sessionLog, live: admin.live, authenticate: (req) => authenticator.authenticateRequest(req), authenticateAdmin });
+  await app.register(adminUiRoutes);
 
-  const services: RelayServices = { config, logger, db, provider, authenticator, metering, sessions, simulator };
+  const services: RelayServices = { config, logger, db, provider, authenticator, metering, sessions, admin, simulator };
   let stopping: Promise<void> | null = null;
 
   return {

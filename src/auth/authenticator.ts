@@ -114,6 +114,7 @@ export class Authenticator {
           user: c.user,
           tenant: c.tenant,
           keyId: c.id,
+          parentKeyId: c.parentKeyId,
           scopes: ['realtime'],
           kind: 'ephemeral',
           expiresAt: c.expiresAt,

@@ -32,6 +32,8 @@ export interface EphemeralKeyClaims {
   tenant?: string;
   model: string;
   session: LockedSessionConfig;
+  /** The API key that minted it, if one did: per-key budgets and spend count its sessions. */
+  parentKeyId?: string;
   /** Unix milliseconds. */
   issuedAt: number;
   /** Unix milliseconds; after it the key opens no new session (started ones continue). */
@@ -44,6 +46,7 @@ export interface MintEphemeralKeyInput {
   model: string;
   session: LockedSessionConfig;
   ttlS: number;
+  parentKeyId?: string;
 }
 
 export interface MintedEphemeralKey {
@@ -95,7 +98,7 @@ export class EphemeralKeys {
     const exp = iat + ttlS;
     // Compressed because instructions and tool schemas make the config the bulk of the key.
     const scfg = deflateRawSync(Buffer.from(JSON.stringify(input.session), 'utf8')).toString('base64url');
-    const jws = await new SignJWT({ tnt: input.tenant, mdl: input.model, scfg })
+    const jws = await new SignJWT({ tnt: input.tenant, mdl: input.model, scfg, pkid: input.parentKeyId })
       .setProtectedHeader({ alg: 'HS256', typ: TYP })
       .setIssuer(ISSUER)
       .setAudience(AUDIENCE)
@@ -116,7 +119,7 @@ export class EphemeralKeys {
       id,
       value,
       expiresAt: exp,
-      claims: { id, user: input.user, tenant: input.tenant, model: input.model, session: input.session, issuedAt: iat * 1000, expiresAt: exp * 1000 },
+      claims: { id, user: input.user, tenant: input.tenant, model: input.model, session: input.session, parentKeyId: input.parentKeyId, issuedAt: iat * 1000, expiresAt: exp * 1000 },
     };
   }
 
@@ -143,6 +146,7 @@ export class EphemeralKeys {
         tenant: typeof payload.tnt === 'string' ? payload.tnt : undefined,
         model: payload.mdl,
         session: typeof session === 'object' && session !== null && !Array.isArray(session) ? (session as LockedSessionConfig) : {},
+        parentKeyId: typeof payload.pkid === 'string' ? payload.pkid : undefined,
         issuedAt: (payload.iat ?? 0) * 1000,
         expiresAt: (payload.exp ?? 0) * 1000,
       };

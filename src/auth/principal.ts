@@ -17,6 +17,8 @@ export interface Principal {
   tenant?: string;
   /** Id of the credential (never its secret): an API key id, an ephemeral key id, or a JWT's jti. */
   keyId?: string;
+  /** For an ephemeral key minted by an API key: that key's id. */
+  parentKeyId?: string;
   scopes: Scope[];
   kind: CredentialKind;
   /** Unix milliseconds after which the credential no longer admits new sessions. */
@@ -24,6 +26,14 @@ export interface Principal {
   /** Model an ephemeral key is bound to, if any. */
   model?: string;
   lockedSession?: LockedSessionConfig;
+}
+
+/**
+ * The API key a principal's spend is billed to (ledger key_id, per-key budgets, spend log): the
+ * minting key for an ephemeral key, so a partner app cannot escape its key's budget by minting.
+ */
+export function billingKeyId(principal: Principal): string | undefined {
+  return principal.parentKeyId ?? principal.keyId;
 }
 
 export function hasScope(principal: Principal, scope: Scope): boolean {

@@ -88,6 +88,8 @@ export interface RelayConfig {
     exceededAction: 'refuse' | 'close';
     /** Decimal USD strings, as configured; parsed by the metering module. */
     defaults: { daily?: string; monthly?: string; total?: string };
+    /** Budget alert webhook (BUDGET_ALERT_*); absent when no URL is set. */
+    alerts?: { webhookUrl: string; secret: string; thresholds: number[] };
   };
   limits: {
     redisUrl?: string;
@@ -238,6 +240,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
   if (num('EPHEMERAL_KEY_TTL_S') > num('EPHEMERAL_KEY_MAX_TTL_S')) {
     throw new ConfigError('Invalid setting EPHEMERAL_KEY_TTL_S: larger than EPHEMERAL_KEY_MAX_TTL_S');
   }
+  const alertUrl = str('BUDGET_ALERT_WEBHOOK_URL');
+  const alertSecret = str('BUDGET_ALERT_WEBHOOK_SECRET');
+  if (alertUrl && !alertSecret) {
+    throw new ConfigError('Missing setting BUDGET_ALERT_WEBHOOK_SECRET: BUDGET_ALERT_WEBHOOK_URL needs a secret (16+ characters) to sign alerts');
+  }
+  const alertThresholds = [...new Set((str('BUDGET_ALERT_THRESHOLDS') ?? '80,100').split(',').map((t) => Number(t.trim())))].sort((a, b) => a - b);
+  if (alertThresholds.some((t) => t < 1 || t > 1000)) {
+    throw new ConfigError('Invalid setting BUDGET_ALERT_THRESHOLDS: each threshold is a percentage between 1 and 1000');
+  }
+
   if (str('UNPRICED_MODEL_POLICY') === 'fallback' && !str('FALLBACK_PRICE_MODEL')) {
     throw new ConfigError('Missing setting FALLBACK_PRICE_MODEL: UNPRICED_MODEL_POLICY=fallback needs a model whose prices to use');
   }
@@ -306,6 +318,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
         monthly: str('DEFAULT_BUDGET_MONTHLY_USD'),
         total: str('DEFAULT_BUDGET_TOTAL_USD'),
       },
+      alerts: alertUrl && alertSecret ? { webhookUrl: alertUrl, secret: alertSecret, thresholds: alertThresholds } : undefined,
     },
     limits: {
       redisUrl: str('REDIS_URL'),

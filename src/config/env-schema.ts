@@ -66,6 +66,9 @@ export const envSchema = {
     DEFAULT_BUDGET_DAILY_USD: { type: 'string', pattern: '^[0-9]+(\\.[0-9]{1,6})?$' },
     DEFAULT_BUDGET_MONTHLY_USD: { type: 'string', pattern: '^[0-9]+(\\.[0-9]{1,6})?$' },
     DEFAULT_BUDGET_TOTAL_USD: { type: 'string', pattern: '^[0-9]+(\\.[0-9]{1,6})?$' },
+    BUDGET_ALERT_WEBHOOK_URL: { type: 'string', pattern: '^https?://' },
+    BUDGET_ALERT_WEBHOOK_SECRET: { type: 'string', minLength: 16 },
+    BUDGET_ALERT_THRESHOLDS: { type: 'string', pattern: '^\\s*[0-9]{1,4}(\\s*,\\s*[0-9]{1,4})*\\s*$' },
 
     REDIS_URL: { type: 'string', pattern: '^rediss?://' },
     REDIS_KEY_PREFIX: { type: 'string', minLength: 1, maxLength: 100 },

@@ -53,6 +53,31 @@ const DEMO_HELMET: HelmetRouteOptions = {
   crossOriginEmbedderPolicy: false,
 };
 
+/**
+ * The admin console (`/admin/ui…`): its own scripts and styles only (uPlot included, served from
+ * this relay), canvases for charts, and fetches to this relay's admin API. No inline script.
+ */
+export const ADMIN_UI_CSP: CspDirectives = {
+  defaultSrc: ["'none'"],
+  scriptSrc: ["'self'"],
+  styleSrc: ["'self'"],
+  imgSrc: ["'self'", 'data:'],
+  fontSrc: ["'self'"],
+  connectSrc: ["'self'"],
+  objectSrc: ["'none'"],
+  frameAncestors: ["'none'"],
+  baseUri: ["'none'"],
+  formAction: ["'none'"],
+};
+
+const ADMIN_UI_HELMET: HelmetRouteOptions = {
+  contentSecurityPolicy: { useDefaults: false, directives: ADMIN_UI_CSP },
+};
+
+function isAdminUiPath(url: string): boolean {
+  return /^\/admin\/ui($|\/)/.test(url);
+}
+
 function isDemoPath(url: string): boolean {
   return /^\/demo($|[/*])/.test(url);
 }
@@ -66,6 +91,7 @@ export async function installHttpHardening(app: FastifyInstance, limits: Pick<Re
   // Runs before helmet's own onRoute hook (added next), which reads `routeOptions.helmet`.
   app.addHook('onRoute', (route) => {
     if (route.helmet === undefined && isDemoPath(route.url ?? '')) route.helmet = DEMO_HELMET;
+    if (route.helmet === undefined && isAdminUiPath(route.url ?? '')) route.helmet = ADMIN_UI_HELMET;
   });
   await app.register(helmet, {
     global: true,

@@ -53,9 +53,10 @@ export class BudgetGuard {
     this.cacheMs = Math.max(0, Math.min(opts.cacheMs ?? 0, 1000));
   }
 
-  async check(who: { user: string; tenant?: string }): Promise<BudgetCheck> {
+  async check(who: { user: string; tenant?: string; keyId?: string }): Promise<BudgetCheck> {
     const subjects: [BudgetScope, string][] = [['user', who.user]];
     if (who.tenant !== undefined) subjects.push(['tenant', who.tenant]);
+    if (who.keyId !== undefined) subjects.push(['key', who.keyId]);
     let remaining: bigint | null = null;
     for (const [scope, subject] of subjects) {
       const limits = await this.limitsFor(scope, subject);
@@ -83,8 +84,8 @@ export class BudgetGuard {
   }
 
   private merge(scope: BudgetScope, overrides: BudgetLimits): BudgetLimits {
-    // Defaults are per user: a tenant aggregates many users, so a per-user figure means nothing there.
-    if (scope === 'tenant') return overrides;
+    // Defaults are per user: a tenant or a key spans many users, so a per-user figure means nothing there.
+    if (scope !== 'user') return overrides;
     return {
       daily: overrides.daily ?? this.defaults.daily,
       monthly: overrides.monthly ?? this.defaults.monthly,
@@ -101,7 +102,7 @@ export class BudgetGuard {
       daily: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate())),
       monthly: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)),
     };
-    const summary = await this.opts.ledger.spendSummary(scope === 'user' ? { user: subject } : { tenant: subject }, starts);
+    const summary = await this.opts.ledger.spendSummary(scope === 'user' ? { user: subject } : scope === 'tenant' ? { tenant: subject } : { key: subject }, starts);
     if (this.cacheMs > 0) {
       if (this.cache.size > 10_000) this.cache.clear();
       this.cache.set(key, { at: now.getTime(), summary });

@@ -1,6 +1,6 @@
 /**
- * Budget administration: `PUT|GET|DELETE /admin/budgets/:scope/:id` with scope `user` or
- * `tenant` (scope `admin`). Amounts are decimal USD strings with up to nine decimals.
+ * Budget administration: `PUT|GET|DELETE /admin/budgets/:scope/:id` with scope `user`,
+ * `tenant` or `key` (an API key id) (scope `admin`); `GET /admin/budgets` lists every override. Amounts are decimal USD strings with up to nine decimals.
  *
  * PUT takes `{daily_usd?, monthly_usd?, total_usd?}`: a string sets that period's limit, null
  * clears the override (a user then falls back to the configured default), an absent field is
@@ -36,7 +36,7 @@ const statusSchema = {
   type: 'object',
   properties: {
     object: { type: 'string', enum: ['relay.budget'] },
-    scope: { type: 'string', enum: ['user', 'tenant'] },
+    scope: { type: 'string', enum: ['user', 'tenant', 'key'] },
     id: { type: 'string' },
     limits: periods,
     overrides: periods,
@@ -51,7 +51,7 @@ const statusSchema = {
 
 const params = {
   type: 'object',
-  properties: { scope: { type: 'string', enum: ['user', 'tenant'] }, id: { type: 'string', minLength: 1, maxLength: 256 } },
+  properties: { scope: { type: 'string', enum: ['user', 'tenant', 'key'] }, id: { type: 'string', minLength: 1, maxLength: 256 } },
   required: ['scope', 'id'],
 } as const;
 
@@ -123,6 +123,17 @@ export const adminBudgetRoutes: FastifyPluginAsync<AdminBudgetRoutesOptions> = a
       await opts.budgets.update(req.params.scope, req.params.id, patch);
       req.log.info({ action: 'budget.update', scope: req.params.scope, subject: req.params.id, body }, 'admin action');
       return view(await opts.guard.status(req.params.scope, req.params.id));
+    },
+  );
+
+  app.get(
+    '/admin/budgets',
+    { schema: { response: { 200: { type: 'object', properties: { object: { type: 'string', enum: ['list'] }, data: { type: 'array', items: statusSchema } }, required: ['object', 'data'] }, ...errors } } },
+    async () => {
+      const stored = await opts.budgets.list();
+      const data = [];
+      for (const b of stored) data.push(view(await opts.guard.status(b.scope, b.subject)));
+      return { object: 'list', data };
     },
   );
 

@@ -18,10 +18,10 @@ export interface DocsOptions {
 
 /** Routes anyone may call: documented without the bearer requirement. */
 const PUBLIC_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
-/** Static pages for browsers (the demo), not API: kept out of the document. */
-const NOT_API = /^\/demo(\/|$)/;
+/** Static pages for browsers (the demo, the admin console), not API: kept out of the document. */
+const NOT_API = /^\/(demo|admin\/ui)(\/|$)/;
 /** Routes that also answer CSV (on `Accept: text/csv`); their schemas can only describe the JSON. */
-const CSV_PATHS = new Set(['/v1/usage', '/admin/usage']);
+const CSV_PATHS = new Set(['/v1/usage', '/admin/usage', '/v1/sessions', '/admin/sessions']);
 
 function packageVersion(): string {
   // Sources run from src/routes, the build from dist/src/routes: look in both places.

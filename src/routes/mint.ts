@@ -279,7 +279,15 @@ export const mintRoutes: FastifyPluginAsync<MintRoutesOptions> = async (app: Fas
     ttlS: number,
   ): Promise<MintedEphemeralKey> {
     await consumeRate(principal, reply);
-    const minted = await ephemeralKeys.mint({ user: target.user, tenant: target.tenant, model, session, ttlS });
+    const minted = await ephemeralKeys.mint({
+      user: target.user,
+      tenant: target.tenant,
+      model,
+      session,
+      ttlS,
+      // Sessions on the minted key count against the minting API key's budget.
+      parentKeyId: principal.kind === 'api_key' ? principal.keyId : undefined,
+    });
     req.log.info(
       { by: { kind: principal.kind, keyId: principal.keyId, user: principal.user }, ephemeralKeyId: minted.id, user: target.user, tenant: target.tenant, model, expiresAt: minted.expiresAt },
       'ephemeral key minted',

@@ -7,6 +7,8 @@
  * Dates: `from` and `to` take an ISO date (UTC) or timestamp. `from` is inclusive; `to` is
  * exclusive as a timestamp and inclusive as a date (`to=2025-01-31` covers that whole day).
  *
+ * `group_by`: day, model, key or session on /v1/usage; also user and tenant on /admin/usage.
+ *
  * Error codes: 401/403 from the authenticator or insufficient_scope, 400 invalid_request /
  * invalid_date / invalid_range.
  */
@@ -23,7 +25,7 @@ export interface UsageRoutesOptions {
   authenticateAdmin?: (req: FastifyRequest) => Promise<Principal>;
 }
 
-const DATE_PATTERN = '^\\d{4}-\\d{2}-\\d{2}(T\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?(Z|[+-]\\d{2}:\\d{2}))?$';
+export const DATE_PATTERN = '^\\d{4}-\\d{2}-\\d{2}(T\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?(Z|[+-]\\d{2}:\\d{2}))?$';
 const dateParam = { type: 'string', pattern: DATE_PATTERN } as const;
 const name = { type: 'string', minLength: 1, maxLength: 256 } as const;
 
@@ -69,7 +71,7 @@ const responses = {
 interface OwnQuery {
   from?: string;
   to?: string;
-  group_by?: 'day' | 'model';
+  group_by?: 'day' | 'model' | 'key' | 'session';
 }
 
 interface AdminQuery {
@@ -78,7 +80,7 @@ interface AdminQuery {
   model?: string;
   from?: string;
   to?: string;
-  group_by?: 'day' | 'model' | 'user';
+  group_by?: 'day' | 'model' | 'user' | 'key' | 'tenant' | 'session';
 }
 
 function parseDate(value: string | undefined, param: 'from' | 'to'): Date | undefined {
@@ -91,7 +93,7 @@ function parseDate(value: string | undefined, param: 'from' | 'to'): Date | unde
   return new Date(dateOnly && param === 'to' ? t + 86_400_000 : t);
 }
 
-function range(q: { from?: string; to?: string }): { from?: Date; to?: Date } {
+export function range(q: { from?: string; to?: string }): { from?: Date; to?: Date } {
   const from = parseDate(q.from, 'from');
   const to = parseDate(q.to, 'to');
   if (from && to && from.getTime() > to.getTime()) {
@@ -104,7 +106,7 @@ const sumRows = sumUsageRows;
 const view = usageTotalsView;
 const toCsv = usageCsv;
 
-function wantsCsv(req: FastifyRequest): boolean {
+export function wantsCsv(req: FastifyRequest): boolean {
   const accept = req.headers.accept ?? '';
   return /(^|,)\s*text\/csv\b/i.test(accept);
 }
@@ -151,7 +153,7 @@ export const usageRoutes: FastifyPluginAsync<UsageRoutesOptions> = async (app, o
       schema: {
         querystring: {
           type: 'object',
-          properties: { from: dateParam, to: dateParam, group_by: { type: 'string', enum: ['day', 'model'] } },
+          properties: { from: dateParam, to: dateParam, group_by: { type: 'string', enum: ['day', 'model', 'key', 'session'] } },
         },
         response: responses,
       },
@@ -185,7 +187,7 @@ export const usageRoutes: FastifyPluginAsync<UsageRoutesOptions> = async (app, o
             model: name,
             from: dateParam,
             to: dateParam,
-            group_by: { type: 'string', enum: ['day', 'model', 'user'] },
+            group_by: { type: 'string', enum: ['day', 'model', 'user', 'key', 'tenant', 'session'] },
           },
         },
         response: responses,

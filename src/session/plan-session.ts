@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { billingKeyId } from '../auth/principal';
 import { checkSessionUpdate, checkSystemMessages, instructionsLocked, lockedSessionUpdate, type LockedFieldError } from '../auth/locked-session';
 import type { RelayConfig } from '../config/config';
 import type { Metering } from '../metering';
@@ -6,6 +7,8 @@ import { CloseCode } from '../relay/close-codes';
 import { errorEvent, clientEventId, type ProtocolError } from '../relay/protocol-errors';
 import type { GuardDecision, ParsedEvent, RelaySession, SessionHooks } from '../relay/relay-session';
 import type { SessionContext, SessionPlan } from '../routes/realtime';
+import type { BudgetAlerter } from '../metering/budget-alerts';
+import { trackSession, type SessionTrackingDeps } from './session-tracking';
 
 export interface SessionObserver {
   /** Per-frame counters (metrics). Must be allocation-free: it runs on the hot path. */
@@ -38,13 +41,18 @@ export function createSessionPlanner(deps: {
   metering: Metering;
   logger: Logger;
   observer?: SessionObserver;
+  /** The spend log and the live directory (admin console). */
+  tracking?: Omit<SessionTrackingDeps, 'logger'>;
+  /** Budget threshold webhooks, notified after each billed response. */
+  alerts?: Pick<BudgetAlerter, 'notify'>;
 }): (ctx: SessionContext) => Promise<SessionPlan> {
   const { config, metering, observer } = deps;
   const dialect = config.upstream.dialect;
 
   return async ({ sessionId, principal, model, provider, credentialStillValid }) => {
-    const meter = metering.newSessionMeter({ sessionId, user: principal.user, tenant: principal.tenant, keyId: principal.keyId, provider: provider.name, model });
-    const who = { user: principal.user, tenant: principal.tenant };
+    const meter = metering.newSessionMeter({ sessionId, user: principal.user, tenant: principal.tenant, keyId: billingKeyId(principal), provider: provider.name, model });
+    const who = { user: principal.user, tenant: principal.tenant, keyId: billingKeyId(principal) };
+    const tracker = trackSession({ ...deps.tracking, logger: deps.logger }, { sessionId, principal, model, provider: provider.name });
     const locked = principal.lockedSession;
     let overBudget = false;
 
@@ -113,6 +121,7 @@ export function createSessionPlanner(deps: {
             .onResponseDone(event)
             .then(() => {
               observer?.onBilled?.(provider.name, model);
+              deps.alerts?.notify(who);
               return afterBilling(session);
             })
             .catch((err: unknown) => deps.logger.error({ err, session_id: sessionId }, 'billing a response failed'));
@@ -150,6 +159,7 @@ export function createSessionPlanner(deps: {
     return {
       hooks,
       onStarted: (session) => {
+        tracker.onStarted(session);
         // A credential is checked at connect; cutting a running session when it later expires
         // or is revoked is an operator's choice (CUT_SESSION_ON_CREDENTIAL_EXPIRY).
         if (!config.auth.cutSessionOnCredentialExpiry) return;
@@ -163,9 +173,13 @@ export function createSessionPlanner(deps: {
         credentialWatch.unref();
       },
       // A response cut off without its response.done is billed as an estimate.
-      onEnded: (summary) => {
+      onEnded: async (summary) => {
         if (credentialWatch) clearInterval(credentialWatch);
-        return meter.onSessionEnd({ unacknowledgedRequests: summary.unacknowledgedRequests });
+        try {
+          await meter.onSessionEnd({ unacknowledgedRequests: summary.unacknowledgedRequests });
+        } finally {
+          await tracker.onEnded(summary);
+        }
       },
     };
   };

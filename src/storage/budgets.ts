@@ -29,9 +29,33 @@ export const budgetMigrations: readonly Migration[] = [
         PRIMARY KEY (scope, subject)
       )`,
   },
+  {
+    // Per-key budgets: a key handed to one partner app must not spend its tenant's whole budget.
+    // SQLite cannot alter a CHECK constraint, so the table is rebuilt (inside the migration's transaction).
+    id: 'budgets_002_key_scope',
+    sqlite: `
+      CREATE TABLE budgets_new (
+        scope TEXT NOT NULL CHECK (scope IN ('user', 'tenant', 'key')),
+        subject TEXT NOT NULL,
+        daily_nanos INTEGER,
+        monthly_nanos INTEGER,
+        total_nanos INTEGER,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (scope, subject)
+      );
+      INSERT INTO budgets_new (scope, subject, daily_nanos, monthly_nanos, total_nanos, updated_at)
+        SELECT scope, subject, daily_nanos, monthly_nanos, total_nanos, updated_at FROM budgets;
+      DROP TABLE budgets;
+      ALTER TABLE budgets_new RENAME TO budgets;
+      CREATE INDEX usage_ledger_key_time ON usage_ledger (key_id, created_at)`,
+    postgres: `
+      ALTER TABLE budgets DROP CONSTRAINT budgets_scope_check;
+      ALTER TABLE budgets ADD CONSTRAINT budgets_scope_check CHECK (scope IN ('user', 'tenant', 'key'));
+      CREATE INDEX usage_ledger_key_time ON usage_ledger (key_id, created_at)`,
+  },
 ];
 
-export type BudgetScope = 'user' | 'tenant';
+export type BudgetScope = 'user' | 'tenant' | 'key';
 export type BudgetPeriod = 'daily' | 'monthly' | 'total';
 export const BUDGET_PERIODS: readonly BudgetPeriod[] = ['daily', 'monthly', 'total'];
 
@@ -82,6 +106,16 @@ export class BudgetStore {
     if (!stored) throw new Error('budget row vanished after update');
     if (stored.daily === null && stored.monthly === null && stored.total === null) await this.remove(scope, subject);
     return stored;
+  }
+
+  /** Every stored override, for the console's budget list (bounded: one row per subject with an override). */
+  async list(limit = 1000): Promise<Array<{ scope: BudgetScope; subject: string; limits: BudgetLimits }>> {
+    const rows = await this.db.query<Record<string, unknown>>(
+      `SELECT scope, subject, CAST(daily_nanos AS TEXT) AS daily, CAST(monthly_nanos AS TEXT) AS monthly, CAST(total_nanos AS TEXT) AS total
+       FROM budgets ORDER BY scope, subject LIMIT $1`,
+      [limit],
+    );
+    return rows.map((r) => ({ scope: String(r.scope) as BudgetScope, subject: String(r.subject), limits: { daily: toBig(r.daily), monthly: toBig(r.monthly), total: toBig(r.total) } }));
   }
 
   /** Deletes every override of the subject; true when there was one. */

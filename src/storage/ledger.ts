@@ -122,7 +122,7 @@ export interface UsageFilter {
   to?: Date;
 }
 
-export type UsageGroupBy = 'day' | 'model' | 'user' | null;
+export type UsageGroupBy = 'day' | 'model' | 'user' | 'key' | 'tenant' | 'session' | null;
 
 export interface UsageTotals {
   responses: number;
@@ -140,7 +140,7 @@ export interface UsageTotals {
 }
 
 export interface UsageRow extends UsageTotals {
-  /** The UTC day (YYYY-MM-DD), model or user of the group; null when not grouped. */
+  /** The UTC day (YYYY-MM-DD), model, user, key id, tenant or session id of the group; null when not grouped (or a row without a key or tenant). */
   key: string | null;
 }
 
@@ -151,10 +151,13 @@ export interface SpendSummary {
   total: bigint;
 }
 
+/** Whose spend a budget counts: a user, a tenant, or one credential (API key id). */
+export type SpendSubject = { user: string } | { tenant: string } | { key: string };
+
 /** The reading side, shared by Ledger and DurableLedger, so routes and guards take either. */
 export interface LedgerReader {
   spend(filter: SpendFilter): Promise<bigint>;
-  spendSummary(subject: { user: string } | { tenant: string }, starts: { daily: Date; monthly: Date }): Promise<SpendSummary>;
+  spendSummary(subject: SpendSubject, starts: { daily: Date; monthly: Date }): Promise<SpendSummary>;
   usage(filter: UsageFilter, groupBy?: UsageGroupBy): Promise<UsageRow[]>;
 }
 
@@ -282,9 +285,9 @@ export class Ledger implements LedgerReader {
     return toBigInt(rows[0]?.spend ?? '0');
   }
 
-  /** Daily, monthly and all-time spend of one user or tenant in one indexed scan. */
-  async spendSummary(subject: { user: string } | { tenant: string }, starts: { daily: Date; monthly: Date }): Promise<SpendSummary> {
-    const [column, id] = 'user' in subject ? ['user_id', subject.user] : ['tenant_id', subject.tenant];
+  /** Daily, monthly and all-time spend of one user, tenant or key in one indexed scan. */
+  async spendSummary(subject: SpendSubject, starts: { daily: Date; monthly: Date }): Promise<SpendSummary> {
+    const [column, id] = 'user' in subject ? ['user_id', subject.user] : 'tenant' in subject ? ['tenant_id', subject.tenant] : ['key_id', subject.key];
     const rows = await this.db.query<{ daily: unknown; monthly: unknown; total: unknown }>(
       `SELECT ${sumText('CASE WHEN created_at >= $2 THEN cost_nanos ELSE 0 END')} AS daily,
               ${sumText('CASE WHEN created_at >= $3 THEN cost_nanos ELSE 0 END')} AS monthly,
@@ -344,6 +347,12 @@ export class Ledger implements LedgerReader {
         return 'model';
       case 'user':
         return 'user_id';
+      case 'key':
+        return 'key_id';
+      case 'tenant':
+        return 'tenant_id';
+      case 'session':
+        return 'session_id';
       default:
         return 'NULL';
     }

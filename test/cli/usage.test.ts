@@ -79,6 +79,11 @@ describe('realtime-relay usage', () => {
     ]);
   });
 
+  it('groups by tenant', async () => {
+    const r = await report(['--group-by', 'tenant']);
+    expect(Object.fromEntries(r.data.map((d) => [String(d.key), d.responses]))).toEqual({ acme: 4, other: 1 });
+  });
+
   it('prints CSV like the usage API, quoting formula-like cells', async () => {
     const r = await cli(['usage', '--tenant', 'acme', '--group-by', 'user', '--csv'], s.env);
     expect(r).toMatchObject({ code: 0, err: '' });

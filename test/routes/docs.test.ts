@@ -40,10 +40,10 @@ function registeredRoutes(tree: string): { method: string; url: string }[] {
 
 /**
  * Routes deliberately left out of the document: HEAD twins of GETs, the document itself, the
- * demo's static pages and the CORS preflight catch-all (when CORS_ORIGINS is set).
+ * demo's and the admin console's static pages and the CORS preflight catch-all (when CORS_ORIGINS is set).
  */
 const notApi = (r: { method: string; url: string }): boolean =>
-  r.method === 'HEAD' || /^\/(docs|demo)(\/|$)/.test(r.url) || (r.method === 'OPTIONS' && r.url === '*');
+  r.method === 'HEAD' || /^\/(docs|demo|admin\/ui)(\/|$)/.test(r.url) || (r.method === 'OPTIONS' && r.url === '*');
 
 /**
  * Routes known to declare no schema (reported to the lead), documented as "Default Response"

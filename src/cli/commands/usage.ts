@@ -23,8 +23,8 @@ Options:
   --model MODEL            Only this model
   --from DATE              From this day (YYYY-MM-DD) or ISO timestamp, inclusive
   --to DATE                Through this day (YYYY-MM-DD, inclusive) or until an ISO timestamp
-  --group-by day|model|user
-                           One row per UTC day, model or user; one total row when omitted
+  --group-by day|model|user|key|tenant|session
+                           One row per UTC day, model, user, API key, tenant or session; one total row when omitted
   --csv                    Print CSV (the usage API's CSV)
   --json                   Print JSON (the usage API's report object)
   -h, --help               Show this help
@@ -47,7 +47,7 @@ const HEADERS: Record<(typeof COUNT_FIELDS)[number], string> = {
   audio_duration_ms: 'AUDIO_MS',
 };
 
-const GROUPS = ['day', 'model', 'user'] as const;
+const GROUPS = ['day', 'model', 'user', 'key', 'tenant', 'session'] as const;
 
 const sum = sumUsageRows;
 const totalsView = usageTotalsView;
