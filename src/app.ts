@@ -15,15 +15,19 @@ import { attachMetrics, combineObservers, RelayMetrics } from './metrics';
 import { SessionRegistry } from './relay/session-registry';
 import { adminBudgetRoutes } from './routes/admin-budgets';
 import { adminKeyRoutes } from './routes/admin-keys';
+import { adminToolCallRoutes } from './routes/admin-tool-calls';
 import { demoRoutes } from './routes/demo';
 import { docsRoutes } from './routes/docs';
 import { healthRoutes } from './routes/health';
 import { mintRoutes, type ProviderMint } from './routes/mint';
 import { realtimeRoutes } from './routes/realtime';
+import { toolApprovalRoutes } from './routes/tool-approvals';
 import { usageRoutes } from './routes/usage';
 import { createSessionPlanner, type SessionObserver } from './session/plan-session';
 import { RealtimeSimulator } from './simulator';
+import { registerToolMetrics } from './metrics/tool-metrics';
 import { openDatabase, type SqlDatabase } from './storage/database';
+import { ToolService } from './tools/service';
 import { createProvider, type UpstreamProvider } from './upstream';
 
 export interface RelayServices {
@@ -34,6 +38,8 @@ export interface RelayServices {
   authenticator: Authenticator;
   metering: Metering;
   sessions: SessionRegistry;
+  /** Server-side tools (TOOLS_FILE), approvals and their audit trail. */
+  tools: ToolService;
   /** Present when UPSTREAM_PROVIDER=simulator: the built-in upstream. */
   simulator?: RealtimeSimulator;
 }
@@ -80,6 +86,8 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
   await authenticator.init();
   const metering = await openMetering({ db, config, logger });
   const sessions = new SessionRegistry();
+  // TOOLS_FILE is validated here, at start: a bad entry stops the relay naming it.
+  const tools = await ToolService.open({ config, db, logger });
 
   const app = Fastify({
     loggerInstance: logger,
@@ -101,6 +109,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
   app.addHook('onClose', () => limits.close());
   const metrics = new RelayMetrics({ activeSessions: () => sessions.size, spoolDepth: () => metering.ledger.spoolDepth() });
   metrics.instrumentLedger(metering.ledger);
+  tools.metrics = registerToolMetrics(metrics.registry, () => tools.approvals.store.countPending());
   await attachMetrics(app, metrics, { port: config.metricsPort, host: config.host });
   // <<< limits, HTTP hardening, metrics
 
@@ -160,15 +169,17 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
       metering.pricing(provider.name, model).status === 'unpriced'
         ? { type: 'invalid_request_error', code: 'model_not_priced', message: `Model ${model} has no price configured on this relay.`, param: 'model' }
         : null,
-    planSession: metrics.instrumentPlanner(createSessionPlanner({ config, metering, logger, observer: combineObservers(metrics.observer, opts.observer) })),
+    planSession: metrics.instrumentPlanner(createSessionPlanner({ config, metering, logger, observer: combineObservers(metrics.observer, opts.observer), tools })),
   });
   await app.register(mintRoutes, { authenticator, config, ephemeralKeys: authenticator.ephemeralKeys, providerMint, rateLimiter: limits.mintRateLimiter });
   await app.register(adminKeyRoutes, { authenticator, keyStore: authenticator.keyStore, ephemeralKeys: authenticator.ephemeralKeys });
   await app.register(usageRoutes, { ledger: metering.ledger, authenticate: authenticate('usage'), authenticateAdmin });
   await app.register(adminBudgetRoutes, { budgets: metering.budgets, guard: metering.guard, authenticateAdmin });
+  await app.register(toolApprovalRoutes, { approvals: tools.approvals, authenticate: authenticate('realtime'), authenticateAdmin });
+  await app.register(adminToolCallRoutes, { calls: tools.calls, authenticateAdmin });
   await app.register(demoRoutes, { enabled: config.demoEnabled });
 
-  const services: RelayServices = { config, logger, db, provider, authenticator, metering, sessions, simulator };
+  const services: RelayServices = { config, logger, db, provider, authenticator, metering, sessions, tools, simulator };
   let stopping: Promise<void> | null = null;
 
   return {

@@ -46,7 +46,7 @@ export function usageTotalsView(t: UsageTotals): Record<string, number | string>
   return out;
 }
 
-function csvCell(v: string | number | null): string {
+export function csvCell(v: string | number | null): string {
   if (v === null) return '';
   let s = String(v);
   // A spreadsheet runs a cell starting with = + - @ as a formula; ids come from users.

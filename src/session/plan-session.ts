@@ -6,6 +6,8 @@ import { CloseCode } from '../relay/close-codes';
 import { errorEvent, clientEventId, type ProtocolError } from '../relay/protocol-errors';
 import type { GuardDecision, ParsedEvent, RelaySession, SessionHooks } from '../relay/relay-session';
 import type { SessionContext, SessionPlan } from '../routes/realtime';
+import { planToolSession, withToolPlan } from '../tools/session-plan';
+import type { ToolService } from '../tools/service';
 
 export interface SessionObserver {
   /** Per-frame counters (metrics). Must be allocation-free: it runs on the hot path. */
@@ -38,6 +40,8 @@ export function createSessionPlanner(deps: {
   metering: Metering;
   logger: Logger;
   observer?: SessionObserver;
+  /** Server-side tools (TOOLS_FILE); their hooks are composed after this plan's own. */
+  tools?: ToolService;
 }): (ctx: SessionContext) => Promise<SessionPlan> {
   const { config, metering, observer } = deps;
   const dialect = config.upstream.dialect;
@@ -146,8 +150,17 @@ export function createSessionPlanner(deps: {
       onRelayEvent: (event) => observer?.onRelayEvent?.(event),
     };
 
+    // Tool-continued response.create frames go through this plan's own response.create guard
+    // (the budget check): see the seam note in src/tools/session-plan.ts.
+    const toolPlan = deps.tools
+      ? planToolSession(deps.tools, {
+          sessionId, user: principal.user, tenant: principal.tenant, model, dialect, locked,
+          admitResponse: (event) => hooks.clientGuards?.['response.create']?.(event) ?? { action: 'forward' },
+        })
+      : null;
+
     let credentialWatch: NodeJS.Timeout | null = null;
-    return {
+    return withToolPlan({
       hooks,
       onStarted: (session) => {
         // A credential is checked at connect; cutting a running session when it later expires
@@ -167,6 +180,6 @@ export function createSessionPlanner(deps: {
         if (credentialWatch) clearInterval(credentialWatch);
         return meter.onSessionEnd({ unacknowledgedRequests: summary.unacknowledgedRequests });
       },
-    };
+    }, toolPlan);
   };
 }
