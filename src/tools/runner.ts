@@ -234,15 +234,24 @@ export class ToolRunner {
       case 'response.function_call_arguments.done':
         this.onFunctionCall(str(event.call_id), str(event.name), str(event.arguments));
         return;
-      default:
+      case 'response.output_item.done':
         this.onItem(event.item);
+        return;
+      default:
+        // conversation.item.*: a function call there may still be streaming (empty arguments);
+        // only MCP approval requests are taken from these.
+        if (isObject(event.item) && event.item.type === 'mcp_approval_request') this.onMcpApprovalRequest(event.item);
     }
   };
 
+  /** A finished output item (response.output_item.done, response.done). */
   private onItem(item: unknown): void {
     if (!isObject(item)) return;
-    if (item.type === 'function_call') this.onFunctionCall(str(item.call_id), str(item.name), str(item.arguments));
-    else if (item.type === 'mcp_approval_request') this.onMcpApprovalRequest(item);
+    if (item.type === 'function_call') {
+      // A cancelled response leaves a call with partial arguments: the model never made it.
+      if (item.status !== undefined && item.status !== 'completed') return;
+      this.onFunctionCall(str(item.call_id), str(item.name), str(item.arguments));
+    } else if (item.type === 'mcp_approval_request') this.onMcpApprovalRequest(item);
   }
 
   private onFunctionCall(callId: string | undefined, name: string | undefined, args: string | undefined): void {

@@ -47,7 +47,9 @@ export async function callWebhook(
     });
     text = await res.text();
   } catch (err) {
-    const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+    // Duck-typed: the abort arrives as a DOMException, which is not an Error in every realm.
+    const name = (err as { name?: unknown } | null)?.name;
+    const timedOut = name === 'TimeoutError' || name === 'AbortError';
     return timedOut
       ? { ok: false, status: null, error: 'timeout', message: `The tool did not answer within ${target.timeout_ms} ms.`, latencyMs: latency() }
       : { ok: false, status: null, error: 'unreachable', message: 'The tool could not be reached.', latencyMs: latency() };
