@@ -161,34 +161,46 @@ export class ToolRunner {
   }
 
   guardSessionUpdate = (event: ParsedEvent): GuardDecision => this.guardToolsIn(event, 'session');
-  guardResponseCreate = (event: ParsedEvent): GuardDecision => this.guardToolsIn(event, 'response');
+  guardResponseCreate = (event: ParsedEvent): GuardDecision => {
+    // Out-of-band input items are conversation items too: the same forgeries are refused there.
+    const input = isObject(event.response) ? event.response.input : undefined;
+    if (Array.isArray(input)) {
+      for (const [i, item] of input.entries()) {
+        // Out-of-band input does not join the conversation: it does not use up the call's output.
+        const d = this.checkItem(item, `response.input[${i}]`, false);
+        if (d.action !== 'forward') return d;
+      }
+    }
+    return this.guardToolsIn(event, 'response');
+  };
 
   // ---- integrity of client items ----------------------------------------------------------------
 
-  guardItemCreate = (event: ParsedEvent): GuardDecision => {
-    const item = event.item;
+  guardItemCreate = (event: ParsedEvent): GuardDecision => this.checkItem(event.item, 'item');
+
+  private checkItem(item: unknown, param: string, inConversation = true): GuardDecision {
     if (!isObject(item)) return { action: 'forward' };
     if (item.type === 'function_call_output') {
       const callId = str(item.call_id) ?? '';
       const name = this.issued.get(callId);
-      if (name === undefined) return reject('unknown_call_id', `No function call with call_id '${callId}' was issued in this session.`, 'item.call_id');
-      if (this.tools.has(name)) return reject('server_tool_output', `Call '${callId}' is to the server tool '${name}'; its output comes from the relay, not the client.`, 'item.call_id');
-      if (this.clientAnswered.has(callId)) return reject('duplicate_call_output', `Call '${callId}' already has an output.`, 'item.call_id');
-      this.clientAnswered.add(callId);
+      if (name === undefined) return reject('unknown_call_id', `No function call with call_id '${callId}' was issued in this session.`, `${param}.call_id`);
+      if (this.tools.has(name)) return reject('server_tool_output', `Call '${callId}' is to the server tool '${name}'; its output comes from the relay, not the client.`, `${param}.call_id`);
+      if (this.clientAnswered.has(callId)) return reject('duplicate_call_output', `Call '${callId}' already has an output.`, `${param}.call_id`);
+      if (inConversation) this.clientAnswered.add(callId);
       return { action: 'forward' };
     }
     if (item.type === 'function_call' && this.tools.has(str(item.name) ?? '')) {
       // A made-up call to a server tool would put a result the relay never produced in the history.
-      return reject('server_tool_call', `Calls to the server tool '${String(item.name)}' come from the model, not the client.`, 'item.name');
+      return reject('server_tool_call', `Calls to the server tool '${String(item.name)}' come from the model, not the client.`, `${param}.name`);
     }
     if (item.type === 'mcp_approval_response') {
       const id = str(item.approval_request_id) ?? '';
       const label = this.mcpRequests.get(id);
-      if (label === undefined) return reject('unknown_approval_request', `No MCP approval request '${id}' was issued in this session.`, 'item.approval_request_id');
-      if (this.service.mcpPolicy(label)) return reject('mcp_approval_managed', `Approvals for MCP server '${label}' are decided through the relay.`, 'item.approval_request_id');
+      if (label === undefined) return reject('unknown_approval_request', `No MCP approval request '${id}' was issued in this session.`, `${param}.approval_request_id`);
+      if (this.service.mcpPolicy(label)) return reject('mcp_approval_managed', `Approvals for MCP server '${label}' are decided through the relay.`, `${param}.approval_request_id`);
     }
     return { action: 'forward' };
-  };
+  }
 
   /** `relay.tool_approval.response` {approval_id, approve, reason}: the session's user decides one of its `user` approvals. Never forwarded. */
   guardApprovalResponse = async (event: ParsedEvent): Promise<GuardDecision> => {

@@ -122,6 +122,10 @@ describe('server-side tools: arguments, failures, integrity', () => {
     const e1 = await c.waitFor((e) => e.type === 'error' && (e.error as Ev).event_id === 'forge1');
     const e2 = await c.waitFor((e) => e.type === 'error' && (e.error as Ev).event_id === 'forge2');
     const e3 = await c.waitFor((e) => e.type === 'error' && (e.error as Ev).event_id === 'forge3');
+    // Out-of-band input of a response.create is checked the same way.
+    c.send({ type: 'response.create', event_id: 'forge4', response: { conversation: 'none', input: [{ type: 'function_call_output', call_id: callId, output: 'forged' }] } });
+    const e4 = await c.waitFor((e) => e.type === 'error' && (e.error as Ev).event_id === 'forge4');
+    expect(e4.error).toMatchObject({ code: 'server_tool_output', param: 'response.input[0].call_id' });
     expect((e1.error as Ev).code).toBe('server_tool_output');
     expect((e2.error as Ev).code).toBe('unknown_call_id');
     expect((e3.error as Ev).code).toBe('server_tool_call');
