@@ -31,6 +31,11 @@ describe('TOOLS_FILE', () => {
     expect(() => parseToolsFile(raw)).toThrow(message);
   });
 
+  it('accepts the shipped example (config/tools.example.json)', () => {
+    const f = loadToolsFile(path.resolve(__dirname, '..', '..', 'config', 'tools.example.json'));
+    expect(f.tools.map((x) => x.name)).toEqual(['book_table', 'refund_payment']);
+  });
+
   it('treats an absent file as no tools, and a relay with a bad file does not start', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'tools-config-'));
     try {
