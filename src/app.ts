@@ -12,6 +12,7 @@ import { admitConnection, createLimits, installHttpHardening } from './limits';
 import { createLogger } from './logging';
 import { openMetering, type Metering } from './metering';
 import { attachMetrics, combineObservers, RelayMetrics } from './metrics';
+import { registerToolMetrics } from './metrics/tool-metrics';
 import { SessionRegistry } from './relay/session-registry';
 import { adminBudgetRoutes } from './routes/admin-budgets';
 import { adminKeyRoutes } from './routes/admin-keys';
@@ -25,7 +26,6 @@ import { toolApprovalRoutes } from './routes/tool-approvals';
 import { usageRoutes } from './routes/usage';
 import { createSessionPlanner, type SessionObserver } from './session/plan-session';
 import { RealtimeSimulator } from './simulator';
-import { registerToolMetrics } from './metrics/tool-metrics';
 import { openDatabase, type SqlDatabase } from './storage/database';
 import { ToolService } from './tools/service';
 import { createProvider, type UpstreamProvider } from './upstream';
@@ -69,6 +69,9 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
     logger.warn('RELAY_TOKEN_SECRET is not set: ephemeral keys are signed with a per-process secret and will not survive a restart or work on other instances');
   }
 
+  // TOOLS_FILE is validated first, before anything is started: a bad entry stops the relay naming it.
+  const toolDefinitions = ToolService.loadDefinitions(config);
+
   let simulator: RealtimeSimulator | undefined;
   let provider: UpstreamProvider;
   if (config.upstream.provider === 'simulator') {
@@ -86,8 +89,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
   await authenticator.init();
   const metering = await openMetering({ db, config, logger });
   const sessions = new SessionRegistry();
-  // TOOLS_FILE is validated here, at start: a bad entry stops the relay naming it.
-  const tools = await ToolService.open({ config, db, logger });
+  const tools = await ToolService.open({ config, db, logger, definitions: toolDefinitions });
 
   const app = Fastify({
     loggerInstance: logger,

@@ -166,7 +166,7 @@ export class RelaySession {
   /**
    * Sends a response.create on the relay's own behalf (a tool's output continued), counted like
    * a client's so that a session ending meanwhile waits for its response.done to bill it.
-   * The caller has already put it through the budget check (see src/tools/runner.ts).
+   * The caller has already put it through the budget check (see src/tools/session-plan.ts).
    */
   sendResponseCreate(event: string): void {
     if (this.upstream?.readyState !== OPEN) return;

@@ -118,7 +118,11 @@ export class ToolRunner {
   initialSessionUpdate(lockedTools: unknown[] | undefined, dialect: 'ga' | 'beta'): Json | null {
     if (this.rendered.length === 0 && !lockedTools?.length) return null;
     const merged = this.mergeTools(lockedTools ?? []);
-    if ('error' in merged) return null;
+    if ('error' in merged) {
+      // An ephemeral key locked a tool under a server tool's name: the lock wins, and says so.
+      this.service.logger.warn({ session_id: this.info.sessionId }, 'a locked session tool takes a server tool name; server tools not installed for this session');
+      return null;
+    }
     return { type: 'session.update', session: { ...(dialect === 'ga' ? { type: 'realtime' } : {}), tools: merged.tools } };
   }
 
@@ -313,7 +317,9 @@ export class ToolRunner {
   private maybeContinue(): void {
     if (!this.outputsWaiting || this.running > 0 || this.activeResponses.size > 0 || this.ended.signal.aborted || !this.transport) return;
     this.outputsWaiting = false;
+    // tool_choice applies to this one response: the next turn may call tools again.
     const event: Json = this.noMoreToolCalls ? { type: 'response.create', response: { tool_choice: 'none' } } : { type: 'response.create' };
+    this.noMoreToolCalls = false;
     void this.transport.createResponse(event).catch((err: unknown) => this.service.logger.warn({ err, session_id: this.info.sessionId }, 'continuing after a tool output failed'));
   }
 

@@ -47,12 +47,18 @@ export class ToolService {
     this.mcpByLabel = new Map(definitions.mcp.map((m) => [m.server_label, m]));
   }
 
-  /** Reads and validates TOOLS_FILE, creates the tool tables. Throws ConfigError on a bad file. */
-  static async open(o: ToolServiceOptions): Promise<ToolService> {
-    const definitions = o.definitions ?? loadToolsFile(o.config.tools.file);
-    if (definitions.tools.length > 0 && !o.config.tools.webhookSecret) {
+  /** Reads and validates TOOLS_FILE against the settings. Throws ConfigError on a bad file; call it before starting anything. */
+  static loadDefinitions(config: RelayConfig): ToolsFile {
+    const definitions = loadToolsFile(config.tools.file);
+    if (definitions.tools.length > 0 && !config.tools.webhookSecret) {
       throw new ConfigError('Missing setting TOOL_WEBHOOK_SECRET: TOOLS_FILE defines tools, and their webhooks must be able to verify the relay signed each call');
     }
+    return definitions;
+  }
+
+  /** Validated definitions (TOOLS_FILE when none are given), and the tool tables created. */
+  static async open(o: ToolServiceOptions): Promise<ToolService> {
+    const definitions = o.definitions ?? ToolService.loadDefinitions(o.config);
     await migrate(o.db, toolMigrations);
     return new ToolService(o, definitions);
   }

@@ -41,7 +41,7 @@ export class TestWebhook {
           return;
         }
         if (p === '/500') res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"down"}');
-        else if (p === '/timeout') setTimeout(() => res.writeHead(200).end('{"output":"too late"}'), 2000).unref();
+        else if (p === '/timeout') setTimeout(() => res.writeHead(200).end('{"output":"too late"}'), 10_000).unref();
         else if (p === '/malformed') res.writeHead(200, { 'content-type': 'text/html' }).end('<html>oops</html>');
         else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ output: { confirmed: true, echo: body.arguments } }));
       });
@@ -68,7 +68,8 @@ export function toolsFile(webhookBase: string): Record<string, unknown> {
     name,
     description: `Test tool ${name}`,
     parameters: partyParams,
-    webhook: { url: `${webhookBase}${webhookPath}`, timeout_ms: 400 },
+    // Generous: the test machine is loaded, and only slow_tool is meant to time out.
+    webhook: { url: `${webhookBase}${webhookPath}`, timeout_ms: webhookPath === '/timeout' ? 400 : 10_000 },
     ...extra,
   });
   return {
