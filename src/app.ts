@@ -13,20 +13,24 @@ import { admitConnection, createLimits, installHttpHardening } from './limits';
 import { createLogger } from './logging';
 import { openMetering, type Metering } from './metering';
 import { attachMetrics, combineObservers, RelayMetrics } from './metrics';
+import { registerToolMetrics } from './metrics/tool-metrics';
 import { SessionRegistry } from './relay/session-registry';
 import { adminBudgetRoutes } from './routes/admin-budgets';
 import { adminKeyRoutes } from './routes/admin-keys';
 import { adminUiRoutes } from './routes/admin-ui';
+import { adminToolCallRoutes } from './routes/admin-tool-calls';
 import { demoRoutes } from './routes/demo';
 import { docsRoutes } from './routes/docs';
 import { healthRoutes } from './routes/health';
 import { mintRoutes, type ProviderMint } from './routes/mint';
 import { realtimeRoutes } from './routes/realtime';
 import { sessionRoutes } from './routes/sessions';
+import { toolApprovalRoutes } from './routes/tool-approvals';
 import { usageRoutes } from './routes/usage';
 import { createSessionPlanner, type SessionObserver } from './session/plan-session';
 import { RealtimeSimulator } from './simulator';
 import { openDatabase, type SqlDatabase } from './storage/database';
+import { ToolService } from './tools/service';
 import { createProvider, type UpstreamProvider } from './upstream';
 
 export interface RelayServices {
@@ -39,6 +43,8 @@ export interface RelayServices {
   sessions: SessionRegistry;
   /** Spend log, live sessions across instances, budget alerts (admin console). */
   admin: AdminServices;
+  /** Server-side tools (TOOLS_FILE), approvals and their audit trail. */
+  tools: ToolService;
   /** Present when UPSTREAM_PROVIDER=simulator: the built-in upstream. */
   simulator?: RealtimeSimulator;
 }
@@ -68,6 +74,9 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
     logger.warn('RELAY_TOKEN_SECRET is not set: ephemeral keys are signed with a per-process secret and will not survive a restart or work on other instances');
   }
 
+  // TOOLS_FILE is validated first, before anything is started: a bad entry stops the relay naming it.
+  const toolDefinitions = ToolService.loadDefinitions(config);
+
   let simulator: RealtimeSimulator | undefined;
   let provider: UpstreamProvider;
   if (config.upstream.provider === 'simulator') {
@@ -85,6 +94,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
   await authenticator.init();
   const metering = await openMetering({ db, config, logger });
   const sessions = new SessionRegistry();
+  const tools = await ToolService.open({ config, db, logger, definitions: toolDefinitions });
 
   const app = Fastify({
     loggerInstance: logger,
@@ -110,6 +120,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
     spoolOldestAgeSeconds: () => metering.ledger.spoolOldestAgeSeconds(),
   });
   metrics.instrumentLedger(metering.ledger);
+  tools.metrics = registerToolMetrics(metrics.registry, () => tools.approvals.store.countPending());
   await attachMetrics(app, metrics, { port: config.metricsPort, host: config.host });
   // <<< limits, HTTP hardening, metrics
   const admin = await openAdminServices({ config, db, guard: metering.guard, logger, registry: metrics.registry });
@@ -181,18 +192,21 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
         observer: combineObservers(metrics.observer, opts.observer),
         tracking: { sessionLog: admin.sessionLog, live: admin.live },
         alerts: admin.alerts,
+        tools,
       })),
   });
   await app.register(mintRoutes, { authenticator, config, ephemeralKeys: authenticator.ephemeralKeys, providerMint, rateLimiter: limits.mintRateLimiter });
   await app.register(adminKeyRoutes, { authenticator, keyStore: authenticator.keyStore, ephemeralKeys: authenticator.ephemeralKeys });
   await app.register(usageRoutes, { ledger: metering.ledger, authenticate: authenticate('usage'), authenticateAdmin });
   await app.register(adminBudgetRoutes, { budgets: metering.budgets, guard: metering.guard, authenticateAdmin });
+  await app.register(toolApprovalRoutes, { approvals: tools.approvals, authenticate: authenticate('realtime'), authenticateAdmin });
+  await app.register(adminToolCallRoutes, { calls: tools.calls, authenticateAdmin });
   await app.register(demoRoutes, { enabled: config.demoEnabled });
   // The route itself admits `usage` or `realtime` (a realtime-only backend may read its own log).
   await app.register(sessionRoutes, { sessionLog: admin.sessionLog, live: admin.live, authenticate: (req) => authenticator.authenticateRequest(req), authenticateAdmin });
   await app.register(adminUiRoutes);
 
-  const services: RelayServices = { config, logger, db, provider, authenticator, metering, sessions, admin, simulator };
+  const services: RelayServices = { config, logger, db, provider, authenticator, metering, sessions, admin, tools, simulator };
   let stopping: Promise<void> | null = null;
 
   return {

@@ -104,6 +104,14 @@ export interface RelayConfig {
   metricsPort?: number;
   tls?: { certFile: string; keyFile: string };
   demoEnabled: boolean;
+  /** Server-side tools (src/tools): the definitions file, how webhooks are signed, what is audited. */
+  tools: {
+    file: string;
+    webhookSecret?: string;
+    auditArguments: 'full' | 'hash';
+    /** Invalid-argument calls of one tool in a row the model gets an explanation for before the relay stops offering it a retry. */
+    maxArgumentAttempts: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -332,5 +340,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
     metricsPort: s.METRICS_PORT === undefined ? undefined : num('METRICS_PORT'),
     tls: tlsCert && tlsKey ? { certFile: tlsCert, keyFile: tlsKey } : undefined,
     demoEnabled: bool('DEMO_ENABLED') || (!production && s.DEMO_ENABLED === undefined),
+    tools: {
+      file: str('TOOLS_FILE') ?? './config/tools.json',
+      webhookSecret: str('TOOL_WEBHOOK_SECRET'),
+      auditArguments: (str('TOOL_AUDIT_ARGUMENTS') as 'full' | 'hash' | undefined) ?? 'hash',
+      maxArgumentAttempts: num('TOOL_MAX_ARGUMENT_ATTEMPTS'),
+    },
   };
 }

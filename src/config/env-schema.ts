@@ -82,6 +82,11 @@ export const envSchema = {
     TLS_CERT_FILE: { type: 'string', minLength: 1 },
     TLS_KEY_FILE: { type: 'string', minLength: 1 },
     DEMO_ENABLED: { type: 'boolean' },
+
+    TOOLS_FILE: { type: 'string', minLength: 1 },
+    TOOL_WEBHOOK_SECRET: { type: 'string', minLength: 32 },
+    TOOL_AUDIT_ARGUMENTS: { type: 'string', enum: ['full', 'hash'] },
+    TOOL_MAX_ARGUMENT_ATTEMPTS: { type: 'integer', minimum: 1, maximum: 20 },
   },
 } as const;
 

@@ -12,6 +12,10 @@ export type ParsedEvent = Record<string, unknown>;
 export type GuardDecision =
   | { action: 'forward' }
   | { action: 'reject'; error: ProtocolError }
+  /** Forward this event instead of the client's (e.g. server tools merged into its session.update). */
+  | { action: 'replace'; event: ParsedEvent }
+  /** The event was for the relay itself (e.g. relay.tool_approval.response): never forwarded upstream. */
+  | { action: 'consume' }
   | { action: 'close'; error: ProtocolError; code: number; reason: string };
 
 export type ClientGuard = (event: ParsedEvent) => GuardDecision | Promise<GuardDecision>;
@@ -157,6 +161,17 @@ export class RelaySession {
   /** Sends an event upstream on the relay's own behalf (e.g. a cancel), if the upstream is open. */
   sendToUpstream(event: string): void {
     if (this.upstream?.readyState === OPEN) this.upstream.send(event);
+  }
+
+  /**
+   * Sends a response.create on the relay's own behalf (a tool's output continued), counted like
+   * a client's so that a session ending meanwhile waits for its response.done to bill it.
+   * The caller has already put it through the budget check (see src/tools/session-plan.ts).
+   */
+  sendResponseCreate(event: string): void {
+    if (this.upstream?.readyState !== OPEN) return;
+    this.requestedResponses++;
+    this.upstream.send(event);
   }
 
   /** Ends the session from outside (drain, budget, credential revoked): closes the client, then the upstream, letting an in-flight response finish for billing. */
@@ -373,6 +388,11 @@ export class RelaySession {
       this.sendClientFrame(type, data);
       return;
     }
+    if (d.action === 'replace') {
+      this.sendClientFrame(type, Buffer.from(JSON.stringify(d.event), 'utf8'));
+      return;
+    }
+    if (d.action === 'consume') return;
     this.sendToClient(errorEvent({ ...d.error, event_id: d.error.event_id ?? clientEventId(event) }));
     if (d.action === 'close') this.close(d.code, d.reason, 'policy');
   }

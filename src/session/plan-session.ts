@@ -9,6 +9,8 @@ import type { GuardDecision, ParsedEvent, RelaySession, SessionHooks } from '../
 import type { SessionContext, SessionPlan } from '../routes/realtime';
 import type { BudgetAlerter } from '../metering/budget-alerts';
 import { trackSession, type SessionTrackingDeps } from './session-tracking';
+import { planToolSession, withToolPlan } from '../tools/session-plan';
+import type { ToolService } from '../tools/service';
 
 export interface SessionObserver {
   /** Per-frame counters (metrics). Must be allocation-free: it runs on the hot path. */
@@ -45,6 +47,8 @@ export function createSessionPlanner(deps: {
   tracking?: Omit<SessionTrackingDeps, 'logger'>;
   /** Budget threshold webhooks, notified after each billed response. */
   alerts?: Pick<BudgetAlerter, 'notify'>;
+  /** Server-side tools (TOOLS_FILE); their hooks are composed after this plan's own. */
+  tools?: ToolService;
 }): (ctx: SessionContext) => Promise<SessionPlan> {
   const { config, metering, observer } = deps;
   const dialect = config.upstream.dialect;
@@ -155,8 +159,17 @@ export function createSessionPlanner(deps: {
       onRelayEvent: (event) => observer?.onRelayEvent?.(event),
     };
 
+    // Tool-continued response.create frames go through this plan's own response.create guard
+    // (the budget check): see the seam note in src/tools/session-plan.ts.
+    const toolPlan = deps.tools
+      ? planToolSession(deps.tools, {
+          sessionId, user: principal.user, tenant: principal.tenant, model, dialect, locked,
+          admitResponse: (event) => hooks.clientGuards?.['response.create']?.(event) ?? { action: 'forward' },
+        })
+      : null;
+
     let credentialWatch: NodeJS.Timeout | null = null;
-    return {
+    return withToolPlan({
       hooks,
       onStarted: (session) => {
         tracker.onStarted(session);
@@ -181,6 +194,6 @@ export function createSessionPlanner(deps: {
           await tracker.onEnded(summary);
         }
       },
-    };
+    }, toolPlan);
   };
 }

@@ -51,7 +51,7 @@ interface ActiveResponse {
   faults: SimulatorFaults;
   names: EventNames;
   outOfBand: boolean;
-  kind: 'audio' | 'text' | 'function_call';
+  kind: 'audio' | 'text' | 'function_call' | 'mcp';
   outputFormat: AudioFormat;
   voice: string;
   modalities: string[];
@@ -467,6 +467,13 @@ export class SimulatedSession {
       if (output === undefined) return { error: 'missing_required_parameter', message: `Missing required parameter: '${param}.output'.`, param: `${param}.output` };
       return { item, tokens: { text: Math.max(1, textTokens(output)), audio: 0, image: 0 }, audioMs: 0 };
     }
+    if (type === 'mcp_approval_response') {
+      if (str(raw, 'approval_request_id') === undefined) {
+        return { error: 'missing_required_parameter', message: `Missing required parameter: '${param}.approval_request_id'.`, param: `${param}.approval_request_id` };
+      }
+      if (typeof raw.approve !== 'boolean') return { error: 'missing_required_parameter', message: `Missing required parameter: '${param}.approve'.`, param: `${param}.approve` };
+      return { item, tokens: { text: 1, audio: 0, image: 0 }, audioMs: 0 };
+    }
     if (type === 'function_call') {
       const name = str(raw, 'name') ?? '';
       const args = str(raw, 'arguments') ?? '';
@@ -474,7 +481,7 @@ export class SimulatedSession {
     }
     return {
       error: 'invalid_value',
-      message: `Invalid value: '${type ?? ''}'. Supported values are: 'message', 'function_call', and 'function_call_output'.`,
+      message: `Invalid value: '${type ?? ''}'. Supported values are: 'message', 'function_call', 'function_call_output', and 'mcp_approval_response'.`,
       param: `${param}.type`,
     };
   }
@@ -638,13 +645,17 @@ export class SimulatedSession {
     this.previousInput = input;
 
     const lastUser = latestUserText(ctx);
-    const call = chooseTool(tools, toolChoice, lastUser);
+    const turn = planToolTurn(ctx, tools, toolChoice);
+    const call = turn?.kind === 'function_call' ? turn : null;
     const h = hash32(lastUser ?? `${ctx.length}:${input.audio}:${input.text}`);
-    const kind: ActiveResponse['kind'] = call ? 'function_call' : modalities.includes('audio') ? 'audio' : 'text';
+    const kind: ActiveResponse['kind'] = turn ? turn.kind : modalities.includes('audio') ? 'audio' : 'text';
     const itemId = randomId('item');
     let item: JsonObject;
     let text: string;
-    if (call) {
+    if (turn?.kind === 'mcp') {
+      text = '';
+      item = { id: itemId, ...turn.item };
+    } else if (call) {
       text = call.arguments;
       item = { id: itemId, object: 'realtime.item', type: 'function_call', status: 'in_progress', name: call.name, call_id: randomId('call'), arguments: '' };
     } else {
@@ -685,7 +696,7 @@ export class SimulatedSession {
     if (!resp.outOfBand) {
       for (const name of this.names.itemCreated) this.send(name, { previous_item_id: previous, item: clone(item) });
     }
-    if (kind !== 'function_call') {
+    if (kind === 'audio' || kind === 'text') {
       const part: JsonObject = kind === 'audio' ? { type: 'audio', transcript: '' } : { type: 'text', text: '' };
       this.send('response.content_part.added', { response_id: resp.id, item_id: itemId, output_index: 0, content_index: 0, part });
     }
@@ -755,6 +766,12 @@ export class SimulatedSession {
       return;
     }
     const ids = { response_id: resp.id, item_id: str(resp.item.item, 'id') ?? '', output_index: 0 };
+    if (resp.kind === 'mcp') {
+      await this.pace();
+      if (!this.isLive(resp)) return;
+      this.finish(resp, 'completed', previous);
+      return;
+    }
     if (resp.kind === 'function_call') {
       const callId = str(resp.item.item, 'call_id') ?? '';
       const pieces = splitArgs(resp.text);
@@ -831,7 +848,10 @@ export class SimulatedSession {
     const complete = status === 'completed';
     const sentText = complete ? resp.text : resp.sentText;
     let output: { text: number; audio: number };
-    if (resp.kind === 'function_call') {
+    if (resp.kind === 'mcp') {
+      output = { text: textTokens(JSON.stringify(item)), audio: 0 };
+      resp.item.tokens = { text: Math.max(1, output.text), audio: 0, image: 0 };
+    } else if (resp.kind === 'function_call') {
       item.arguments = sentText;
       output = { text: textTokens(sentText), audio: 0 };
       resp.item.tokens = { text: Math.max(1, textTokens((str(item, 'name') ?? '') + sentText)), audio: 0, image: 0 };
@@ -869,14 +889,75 @@ export class SimulatedSession {
 function latestUserText(ctx: ConvItem[]): string | null {
   for (let i = ctx.length - 1; i >= 0; i--) {
     const it = ctx[i]!.item;
-    if (it.type === 'function_call_output' || it.type === 'function_call') return null;
-    if (it.type === 'message' && it.role === 'user') {
+    if (it.type !== 'message') return null;
+    if (it.role === 'user') {
       const texts: string[] = [];
       for (const p of arr(it, 'content') ?? []) {
         if (isObject(p)) texts.push(str(p, 'text') ?? str(p, 'transcript') ?? '');
       }
       return texts.join(' ');
     }
+  }
+  return null;
+}
+
+/*
+ * Deterministic tool calls (what tests of the relay's server-side tools rely on):
+ * - a user message (text, or an audio item's transcript) that contains a session function
+ *   tool's name makes the next response call it, with arguments that satisfy its schema's
+ *   required properties; tool_choice "required" calls the first tool, "none" none;
+ * - if that message also contains "invalid arguments", the first call carries required
+ *   properties of the wrong type; after a function_call_output reporting invalid_arguments the
+ *   model retries once with valid arguments ("always invalid arguments": it never corrects them);
+ * - after any other function_call_output the model answers in text or audio;
+ * - a user message that contains the server_label of a session `type: "mcp"` tool makes the
+ *   next response an `mcp_approval_request` item (require_approval other than "never") or an
+ *   `mcp_call` item; after an `mcp_approval_response` it answers with the `mcp_call` (approved)
+ *   or in text/audio (rejected).
+ */
+type ToolTurn = { kind: 'function_call'; name: string; arguments: string } | { kind: 'mcp'; item: JsonObject };
+
+function planToolTurn(ctx: ConvItem[], tools: JsonObject[], toolChoice: Json): ToolTurn | null {
+  if (toolChoice === 'none') return null;
+  const last = ctx[ctx.length - 1]?.item;
+  if (last?.type === 'mcp_approval_response') {
+    const request = ctx.map((c) => c.item).find((i) => i.type === 'mcp_approval_request' && i.id === last.approval_request_id);
+    if (last.approve !== true || !request) return null;
+    return {
+      kind: 'mcp',
+      item: { object: 'realtime.item', type: 'mcp_call', server_label: request.server_label ?? '', name: request.name ?? '', arguments: request.arguments ?? '{}', approval_request_id: str(request, 'id') ?? '', output: 'simulated MCP result', error: null },
+    };
+  }
+  const userText = latestUserText(ctx);
+  if (last?.type === 'function_call_output') {
+    const trigger = userTextBefore(ctx);
+    if (!trigger?.includes('invalid arguments') || !(str(last, 'output') ?? '').includes('"invalid_arguments"')) return null;
+    const previous = [...ctx].reverse().find((c) => c.item.type === 'function_call')?.item;
+    const tool = tools.find((t) => t.name === previous?.name);
+    if (!tool || (str(last, 'output') ?? '').includes('"attempts_left":0')) return null;
+    return { kind: 'function_call', name: str(tool, 'name') ?? '', arguments: JSON.stringify(sampleArgs(obj(tool, 'parameters'), trigger.includes('always invalid arguments'))) };
+  }
+  if (userText === null) return null;
+  const mcp = tools.find((t) => t.type === 'mcp' && typeof t.server_label === 'string' && t.server_label !== '' && userText.includes(t.server_label));
+  if (mcp) {
+    const name = arr(mcp, 'allowed_tools')?.find((n): n is string => typeof n === 'string') ?? 'call';
+    const base = { object: 'realtime.item', server_label: mcp.server_label as string, name, arguments: '{}' };
+    return mcp.require_approval === 'never'
+      ? { kind: 'mcp', item: { ...base, type: 'mcp_call', output: 'simulated MCP result', error: null } }
+      : { kind: 'mcp', item: { ...base, type: 'mcp_approval_request' } };
+  }
+  const call = chooseTool(tools, toolChoice, userText);
+  if (!call) return null;
+  if (!userText.includes('invalid arguments')) return { kind: 'function_call', ...call };
+  const tool = tools.find((t) => t.name === call.name);
+  return { kind: 'function_call', name: call.name, arguments: JSON.stringify(sampleArgs(obj(tool, 'parameters'), true)) };
+}
+
+/** The newest user message's text, however many tool items followed it. */
+function userTextBefore(ctx: ConvItem[]): string | null {
+  for (let i = ctx.length - 1; i >= 0; i--) {
+    const it = ctx[i]!.item;
+    if (it.type === 'message' && it.role === 'user') return latestUserText([ctx[i]!]);
   }
   return null;
 }
@@ -893,12 +974,16 @@ function chooseTool(tools: JsonObject[], toolChoice: Json, userText: string | nu
 }
 
 /** Fills the schema's required properties with plausible values, so the arguments validate. */
-function sampleArgs(schema: JsonObject | undefined): JsonObject {
+function sampleArgs(schema: JsonObject | undefined, wrongTypes = false): JsonObject {
   const out: JsonObject = {};
   const props = obj(schema, 'properties') ?? {};
   for (const name of (arr(schema, 'required') ?? []).filter((n): n is string => typeof n === 'string')) {
     const p = obj(props, name);
     const t = str(p, 'type');
+    if (wrongTypes) {
+      out[name] = t === 'string' ? 12345 : 'not-a-' + (t ?? 'value');
+      continue;
+    }
     const en = arr(p, 'enum');
     out[name] = en && en.length > 0 ? en[0]! : t === 'number' || t === 'integer' ? 1 : t === 'boolean' ? true : t === 'array' ? [] : t === 'object' ? {} : 'sample';
   }
