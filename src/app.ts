@@ -11,6 +11,7 @@ import { HttpError, installErrorHandler } from './http/errors';
 import { admitConnection, createLimits, installHttpHardening } from './limits';
 import { createLogger } from './logging';
 import { openMetering, type Metering } from './metering';
+import { BudgetReservations, RedisReservationStore, SqlReservationStore } from './metering/reservations';
 import { attachMetrics, combineObservers, RelayMetrics } from './metrics';
 import { SessionRegistry } from './relay/session-registry';
 import { adminBudgetRoutes } from './routes/admin-budgets';
@@ -34,6 +35,8 @@ export interface RelayServices {
   authenticator: Authenticator;
   metering: Metering;
   sessions: SessionRegistry;
+  /** In-flight budget reservations (see metering/reservations.ts). */
+  reservations: BudgetReservations;
   /** Present when UPSTREAM_PROVIDER=simulator: the built-in upstream. */
   simulator?: RealtimeSimulator;
 }
@@ -103,6 +106,13 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
   metrics.instrumentLedger(metering.ledger);
   await attachMetrics(app, metrics, { port: config.metricsPort, host: config.host });
   // <<< limits, HTTP hardening, metrics
+  // In-flight budget reservations: in Redis when configured (shared by instances), else the ledger's database.
+  const reservations = new BudgetReservations({
+    store: limits.redis ? new RedisReservationStore(limits.redis.client, limits.redis.keyPrefix) : new SqlReservationStore(db),
+    budget: metering.guard,
+    logger,
+  });
+  app.addHook('onClose', () => reservations.close());
 
   await app.register(websocket, {
     options: {
@@ -160,7 +170,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
       metering.pricing(provider.name, model).status === 'unpriced'
         ? { type: 'invalid_request_error', code: 'model_not_priced', message: `Model ${model} has no price configured on this relay.`, param: 'model' }
         : null,
-    planSession: metrics.instrumentPlanner(createSessionPlanner({ config, metering, logger, observer: combineObservers(metrics.observer, opts.observer) })),
+    planSession: metrics.instrumentPlanner(createSessionPlanner({ config, metering, logger, reservations, observer: combineObservers(metrics.observer, opts.observer) })),
   });
   await app.register(mintRoutes, { authenticator, config, ephemeralKeys: authenticator.ephemeralKeys, providerMint, rateLimiter: limits.mintRateLimiter });
   await app.register(adminKeyRoutes, { authenticator, keyStore: authenticator.keyStore, ephemeralKeys: authenticator.ephemeralKeys });
@@ -168,7 +178,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
   await app.register(adminBudgetRoutes, { budgets: metering.budgets, guard: metering.guard, authenticateAdmin });
   await app.register(demoRoutes, { enabled: config.demoEnabled });
 
-  const services: RelayServices = { config, logger, db, provider, authenticator, metering, sessions, simulator };
+  const services: RelayServices = { config, logger, db, provider, authenticator, metering, sessions, reservations, simulator };
   let stopping: Promise<void> | null = null;
 
   return {

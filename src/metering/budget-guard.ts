@@ -3,7 +3,12 @@ import type { LedgerReader, SpendSummary } from '../storage/ledger';
 import { BUDGET_PERIODS, type BudgetLimits, type BudgetPeriod, type BudgetScope, type BudgetStore } from '../storage/budgets';
 
 export type BudgetCheck =
-  | { ok: true; remainingNanos: bigint | null }
+  | {
+      ok: true;
+      remainingNanos: bigint | null;
+      /** The same, per scope: what the user's own limits leave, and the tenant's (null: no limit). */
+      remainingByScope?: Record<BudgetScope, bigint | null>;
+    }
   | { ok: false; scope: BudgetScope; period: BudgetPeriod; limitNanos: bigint; spentNanos: bigint };
 
 export interface BudgetStatus {
@@ -57,6 +62,7 @@ export class BudgetGuard {
     const subjects: [BudgetScope, string][] = [['user', who.user]];
     if (who.tenant !== undefined) subjects.push(['tenant', who.tenant]);
     let remaining: bigint | null = null;
+    const byScope: Record<BudgetScope, bigint | null> = { user: null, tenant: null };
     for (const [scope, subject] of subjects) {
       const limits = await this.limitsFor(scope, subject);
       if (BUDGET_PERIODS.every((p) => limits[p] === null)) continue;
@@ -67,9 +73,11 @@ export class BudgetGuard {
         if (spent[period] >= limit) return { ok: false, scope, period, limitNanos: limit, spentNanos: spent[period] };
         const left = limit - spent[period];
         if (remaining === null || left < remaining) remaining = left;
+        const own = byScope[scope];
+        if (own === null || left < own) byScope[scope] = left;
       }
     }
-    return { ok: true, remainingNanos: remaining };
+    return { ok: true, remainingNanos: remaining, remainingByScope: byScope };
   }
 
   async status(scope: BudgetScope, subject: string): Promise<BudgetStatus> {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type WebSocket from 'ws';
 import type { RelayLimits } from '../config/config';
 import { connectUpstream, type ConnectResult } from '../upstream/connect';
@@ -36,6 +37,10 @@ export interface SessionHooks {
   onEnd?: (summary: SessionSummary) => void;
   /** Every event the relay itself sends the client (errors, notices), for metrics. */
   onRelayEvent?: (event: string) => void;
+  /** A response.create was sent upstream as request `requestId` (its event_id, see RelaySession). */
+  onResponseRequested?: (requestId: string) => void;
+  /** The upstream answered request `requestId`: with response.created (its id), or with an error naming its event_id. */
+  onResponseRequestAnswered?: (requestId: string, answer: { responseId: string } | { error: true }) => void;
 }
 
 export interface SessionSummary {
@@ -54,6 +59,8 @@ export interface SessionSummary {
   unfinishedResponses: string[];
   /** response.create frames sent upstream that got neither `response.created` nor an error (a stalled upstream). */
   unacknowledgedRequests: number;
+  /** Their request ids (event_ids), oldest first. */
+  unacknowledgedRequestIds: string[];
 }
 
 export interface RelaySessionOptions {
@@ -106,9 +113,18 @@ export class RelaySession {
 
   /** Responses created upstream and not yet done, in creation order. */
   private readonly activeResponses = new Set<string>();
-  /** response.create frames sent upstream whose response.created has not arrived yet. */
-  private requestedResponses = 0;
+  /**
+   * response.create frames sent upstream and not yet answered, by request id, oldest first. The
+   * id is the frame's event_id: the upstream names it in an `error` answering the request
+   * (`error.event_id`), which is how an error is matched to the request it refuses. A request
+   * without an event_id (or reusing one still pending) is forwarded with one the relay assigns
+   * (`relay_<uuid>`). A response.created answers the oldest pending request: the protocol does not
+   * say which request a response answers, and the upstream answers them in order.
+   */
+  private readonly requests = new Set<string>();
   private waitingForResponsesDone: (() => void) | null = null;
+  /** The one close of the upstream leg: every path that ends the session awaits the same one. */
+  private finishing: Promise<void> | null = null;
 
   private ended = false;
   private endReason = '';
@@ -169,7 +185,7 @@ export class RelaySession {
   }
 
   get responseInFlight(): boolean {
-    return this.activeResponses.size > 0 || this.requestedResponses > 0;
+    return this.activeResponses.size > 0 || this.requests.size > 0;
   }
 
   // ---- upstream ---------------------------------------------------------------------------
@@ -245,16 +261,28 @@ export class RelaySession {
   private trackResponses(type: string, event: ParsedEvent | undefined): void {
     if (type === 'response.created') {
       const id = responseIdOf(event);
-      if (id) this.activeResponses.add(id);
-      if (this.requestedResponses > 0) this.requestedResponses--;
+      if (id) {
+        this.activeResponses.add(id);
+        // Created while the relay is closing (its request was in flight): cancel it too.
+        if (this.finishing) this.sendToUpstream(JSON.stringify({ type: 'response.cancel', response_id: id }));
+      }
+      const oldest = this.requests.values().next();
+      if (!oldest.done) {
+        this.requests.delete(oldest.value);
+        if (id) this.hooks.onResponseRequestAnswered?.(oldest.value, { responseId: id });
+      }
     } else if (type === 'response.done') {
       const id = responseIdOf(event);
       if (id) this.activeResponses.delete(id);
       if (!this.responseInFlight && this.waitingForResponsesDone) this.waitingForResponsesDone();
-    } else if (type === 'error' && this.requestedResponses > 0 && this.activeResponses.size === 0) {
-      // A refused response.create never produces response.created; do not wait for it.
-      this.requestedResponses--;
-      if (!this.responseInFlight && this.waitingForResponsesDone) this.waitingForResponsesDone();
+    } else if (type === 'error') {
+      // Only an error naming a pending request answers it; any other error (a bogus event the
+      // client sent meanwhile) leaves the request pending.
+      const answered = (event?.error as { event_id?: unknown } | undefined)?.event_id;
+      if (typeof answered === 'string' && this.requests.delete(answered)) {
+        this.hooks.onResponseRequestAnswered?.(answered, { error: true });
+        if (!this.responseInFlight && this.waitingForResponsesDone) this.waitingForResponsesDone();
+      }
     }
   }
 
@@ -338,7 +366,7 @@ export class RelaySession {
     const type = read.type;
     const guard = this.clientGuards.get(type);
     if (!guard) {
-      this.sendClientFrame(type, data);
+      this.sendClientFrame(type, data, read.parsed);
       return;
     }
     const event = read.parsed ?? parseEvent(data);
@@ -370,17 +398,30 @@ export class RelaySession {
 
   private applyDecision(d: GuardDecision, type: string, data: Buffer, event: ParsedEvent): void {
     if (d.action === 'forward') {
-      this.sendClientFrame(type, data);
+      this.sendClientFrame(type, data, event);
       return;
     }
     this.sendToClient(errorEvent({ ...d.error, event_id: d.error.event_id ?? clientEventId(event) }));
     if (d.action === 'close') this.close(d.code, d.reason, 'policy');
   }
 
-  private sendClientFrame(type: string, data: Buffer): void {
+  private sendClientFrame(type: string, data: Buffer, event?: ParsedEvent): void {
+    if (type === 'response.create') {
+      const parsed = event ?? parseEvent(data);
+      const given = parsed?.event_id;
+      let requestId: string;
+      if (typeof given === 'string' && given.length > 0 && !this.requests.has(given)) {
+        requestId = given;
+      } else {
+        // The relay's own id, so that an error answering this request can be told apart.
+        requestId = `relay_${randomUUID()}`;
+        data = Buffer.from(JSON.stringify({ ...(parsed ?? { type }), event_id: requestId }));
+      }
+      this.requests.add(requestId);
+      this.hooks.onResponseRequested?.(requestId);
+    }
     this.clientFrames++;
     this.clientBytes += data.length;
-    if (type === 'response.create') this.requestedResponses++;
     this.hooks.onClientFrame?.(type, data.length);
     this.forward(this.upstream as WebSocket, data, this.client);
   }
@@ -417,15 +458,26 @@ export class RelaySession {
    * unless a response is in flight: then it is cancelled and its `response.done` awaited
    * (bounded by CANCEL_WAIT_MS) so that its usage can be billed.
    */
-  private async finishUpstream(): Promise<void> {
+  private finishUpstream(): Promise<void> {
+    // close() and then the client's close reply both land here: the second must wait for the
+    // same cancel-and-wait, not close the upstream under it.
+    this.finishing ??= this.closeUpstreamLeg();
+    return this.finishing;
+  }
+
+  private async closeUpstreamLeg(): Promise<void> {
     const upstream = this.upstream;
     if (!upstream || upstream.readyState !== OPEN) {
       if (!upstream || upstream.readyState !== 0 /* CONNECTING: openUpstream finishes */) this.finish();
+      else this.finishing = null; // openUpstream sees the client gone and finishes; a later call may retry
       return;
     }
-    if (this.responseInFlight && this.limits.cancelWaitMs > 0 && !this.waitingForResponsesDone) {
+    if (this.responseInFlight && this.limits.cancelWaitMs > 0) {
       upstream.resume();
-      upstream.send(JSON.stringify({ type: 'response.cancel' }));
+      // By id: a bare response.cancel cancels only the default conversation's response, and an
+      // out-of-band response would go on billing. A request not yet created is cancelled when
+      // its response.created arrives (trackResponses).
+      for (const id of this.activeResponses) upstream.send(JSON.stringify({ type: 'response.cancel', response_id: id }));
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, this.limits.cancelWaitMs);
         this.waitingForResponsesDone = () => {
@@ -462,7 +514,8 @@ export class RelaySession {
       upstreamCloseCode: this.upstreamCloseCode,
       endReason: this.endReason || 'ended',
       unfinishedResponses: [...this.activeResponses],
-      unacknowledgedRequests: this.requestedResponses,
+      unacknowledgedRequests: this.requests.size,
+      unacknowledgedRequestIds: [...this.requests],
     };
     this.hooks.onEnd?.(summary);
     this.resolveEnded(summary);
