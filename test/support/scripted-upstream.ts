@@ -17,6 +17,10 @@ export interface ScriptedUpstreamOptions {
   responseId?: (n: number) => string | undefined;
   /** Never answer response.create (no response.created, no error). */
   stallResponses?: boolean;
+  /** Refuse every response.create with an error naming its event_id. */
+  refuseResponses?: boolean;
+  /** How long stopping a cancelled response takes before its response.done (ms). */
+  cancelDelayMs?: number;
 }
 
 /** input 500 text tokens ($0.002) + output 125 audio tokens ($0.008) at gpt-realtime prices: $0.010. */
@@ -98,6 +102,10 @@ export class ScriptedUpstream {
           return;
         case 'response.create': {
           if (this.o.stallResponses) return;
+          if (this.o.refuseResponses) {
+            send({ type: 'error', error: { type: 'invalid_request_error', code: 'conversation_already_has_active_response', message: 'refused', event_id: eventId ?? null } });
+            return;
+          }
           const n = this.responses++;
           const id = this.o.responseId?.(n) ?? `resp_${sessionId}_${n}`;
           const outOfBand = (e.response as { conversation?: unknown } | undefined)?.conversation === 'none';
@@ -110,7 +118,10 @@ export class ScriptedUpstream {
           const wanted = typeof e.response_id === 'string' ? e.response_id : undefined;
           // Without an id, only the default conversation's response is cancelled.
           const r = wanted ? running.get(wanted) : [...running.values()].find((x) => !x.outOfBand);
-          if (r) done(r, 'cancelled');
+          if (r) {
+            clearTimeout(r.timer);
+            r.timer = setTimeout(() => done(r, 'cancelled'), this.o.cancelDelayMs ?? 0);
+          }
           else send({ type: 'error', error: { type: 'invalid_request_error', code: 'response_cancel_not_active', message: 'no active response', event_id: eventId ?? null } });
           return;
         }
