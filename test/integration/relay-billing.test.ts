@@ -101,7 +101,7 @@ describe('the money path of a relay session (issue 11, items 3–6)', () => {
 
   // ---- item 5 ------------------------------------------------------------------------------
 
-  it.each([
+  it.each<[string, { event_id?: string }, { event_id?: string }]>([
     ['with event_ids', { event_id: 'req_1' }, { event_id: 'bogus_1' }],
     ['without event_ids', {}, {}],
   ])('bills a response.create followed by a bogus event and a quick exit (%s), counting the text sent', async (_name, reqId, bogusId) => {
