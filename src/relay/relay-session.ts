@@ -413,9 +413,12 @@ export class RelaySession {
       if (typeof given === 'string' && given.length > 0 && !this.requests.has(given)) {
         requestId = given;
       } else {
-        // The relay's own id, so that an error answering this request can be told apart.
+        // The relay's own id, so that an error answering this request can be told apart. Spliced
+        // in as the object's last member rather than re-serialized: the frame stays the client's
+        // bytes (a deeply nested one would also overflow JSON.stringify), and the last of
+        // duplicate keys is the one JSON parsers keep.
         requestId = `relay_${randomUUID()}`;
-        data = Buffer.from(JSON.stringify({ ...(parsed ?? { type }), event_id: requestId }));
+        data = withLastMember(data, 'event_id', requestId);
       }
       this.requests.add(requestId);
       this.hooks.onResponseRequested?.(requestId);
@@ -478,6 +481,9 @@ export class RelaySession {
       // out-of-band response would go on billing. A request not yet created is cancelled when
       // its response.created arrives (trackResponses).
       for (const id of this.activeResponses) upstream.send(JSON.stringify({ type: 'response.cancel', response_id: id }));
+      // A request with no response.created yet has no id to name: a bare cancel reaches it if it
+      // is in the default conversation (an out-of-band one is cancelled once created, above).
+      if (this.requests.size > 0) upstream.send(JSON.stringify({ type: 'response.cancel' }));
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, this.limits.cancelWaitMs);
         this.waitingForResponsesDone = () => {
@@ -576,6 +582,13 @@ function parseEvent(data: Buffer): ParsedEvent | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The JSON object frame `data` with `"key":"value"` appended as its last member. */
+function withLastMember(data: Buffer, key: string, value: string): Buffer {
+  const end = data.lastIndexOf(0x7d /* } */);
+  if (end < 0) return data;
+  return Buffer.concat([data.subarray(0, end), Buffer.from(`,${JSON.stringify(key)}:${JSON.stringify(value)}`), data.subarray(end)]);
 }
 
 function responseIdOf(event: ParsedEvent | undefined): string | undefined {
