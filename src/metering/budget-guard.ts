@@ -3,12 +3,7 @@ import type { LedgerReader, SpendSummary } from '../storage/ledger';
 import { BUDGET_PERIODS, type BudgetLimits, type BudgetPeriod, type BudgetScope, type BudgetStore } from '../storage/budgets';
 
 export type BudgetCheck =
-  | {
-      ok: true;
-      remainingNanos: bigint | null;
-      /** The same, per scope: what the user's own limits leave, and the tenant's (null: no limit). */
-      remainingByScope?: Record<BudgetScope, bigint | null>;
-    }
+  | { ok: true; remainingNanos: bigint | null }
   | { ok: false; scope: BudgetScope; period: BudgetPeriod; limitNanos: bigint; spentNanos: bigint };
 
 export interface BudgetStatus {
@@ -59,6 +54,30 @@ export class BudgetGuard {
   }
 
   async check(who: { user: string; tenant?: string }): Promise<BudgetCheck> {
+    const subjects: [BudgetScope, string][] = [['user', who.user]];
+    if (who.tenant !== undefined) subjects.push(['tenant', who.tenant]);
+    let remaining: bigint | null = null;
+    for (const [scope, subject] of subjects) {
+      const limits = await this.limitsFor(scope, subject);
+      if (BUDGET_PERIODS.every((p) => limits[p] === null)) continue;
+      const spent = await this.spendOf(scope, subject);
+      for (const period of BUDGET_PERIODS) {
+        const limit = limits[period];
+        if (limit === null) continue;
+        if (spent[period] >= limit) return { ok: false, scope, period, limitNanos: limit, spentNanos: spent[period] };
+        const left = limit - spent[period];
+        if (remaining === null || left < remaining) remaining = left;
+      }
+    }
+    return { ok: true, remainingNanos: remaining };
+  }
+
+  /**
+   * check(), with what each scope's own limits leave (user, tenant; null: no limit): budget
+   * reservations compare a user's holds with the user's limits and a tenant's with the tenant's.
+   */
+  async checkByScope(who: { user: string; tenant?: string }): Promise<BudgetCheck & { remainingByScope?: Record<BudgetScope, bigint | null> }> {
+    // One pass, as check() does it, also keeping each scope's own figure.
     const subjects: [BudgetScope, string][] = [['user', who.user]];
     if (who.tenant !== undefined) subjects.push(['tenant', who.tenant]);
     let remaining: bigint | null = null;

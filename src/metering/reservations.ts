@@ -205,9 +205,11 @@ export interface BudgetSubject {
   tenant?: string;
 }
 
+type ScopedCheck = BudgetCheck & { remainingByScope?: Record<'user' | 'tenant', bigint | null> };
+
 /** Reads settled spend; BudgetGuard in production. */
 export interface SettledBudget {
-  check(who: BudgetSubject): Promise<BudgetCheck>;
+  checkByScope(who: BudgetSubject): Promise<ScopedCheck>;
 }
 
 export type Admission =
@@ -281,7 +283,7 @@ export class BudgetReservations {
     const keys = reservationKeys(who);
     const id = randomUUID();
     let others: bigint[];
-    let verdict: BudgetCheck;
+    let verdict: ScopedCheck;
     try {
       others = await withTimeout(this.o.store.hold(id, amount, keys, this.ttlMs), this.timeoutMs, 'reservation');
     } catch (err) {
@@ -292,7 +294,7 @@ export class BudgetReservations {
     const hold: Hold = { id, keys, amount };
     this.track(hold);
     try {
-      verdict = await withTimeout(this.o.budget.check(who), this.timeoutMs, 'budget check');
+      verdict = await withTimeout(this.o.budget.checkByScope(who), this.timeoutMs, 'budget check');
     } catch (err) {
       this.warn(err, 'budget check unavailable; allowing the response');
       return { ok: true, hold };

@@ -284,7 +284,7 @@ export class Ledger implements LedgerReader {
     return {
       id: String(r.id),
       responseId: String(r.response_id),
-      upstreamResponseId: r.upstream_response_id === null || r.upstream_response_id === undefined ? null : String(r.upstream_response_id),
+      ...(r.upstream_response_id === null || r.upstream_response_id === undefined ? {} : { upstreamResponseId: String(r.upstream_response_id) }),
       sessionId: String(r.session_id),
       user: String(r.user_id),
       tenant: r.tenant_id === null ? null : String(r.tenant_id),

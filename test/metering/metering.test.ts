@@ -42,7 +42,7 @@ describe('openMetering', () => {
     expect(metering.pricing('openai', 'gpt-realtime-2025-08-28')).toEqual({ status: 'priced', priceModel: 'gpt-realtime' });
     expect(metering.pricing('azure', 'my-deployment')).toEqual({ status: 'unpriced' });
 
-    expect(await metering.guard.check({ user: 'alice' })).toMatchObject({ ok: true, remainingNanos: 10_000_000n });
+    expect(await metering.guard.check({ user: 'alice' })).toEqual({ ok: true, remainingNanos: 10_000_000n });
     const meter = metering.newSessionMeter({ sessionId: 's', user: 'alice', provider: 'openai', model: 'gpt-realtime' });
     await meter.onResponseDone(responseDone('resp_1'));
     await meter.onSessionEnd();

@@ -1,16 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
-import type { BudgetCheck } from '../../src/metering/budget-guard';
-import { BudgetReservations, RedisReservationStore, reservationKeys, reservationMigrations, SqlReservationStore, type ReservationStore } from '../../src/metering/reservations';
+import { BudgetReservations, RedisReservationStore, reservationKeys, reservationMigrations, SqlReservationStore, type ReservationStore, type SettledBudget } from '../../src/metering/reservations';
 import { migrate } from '../../src/storage/database';
 import { BACKENDS, openTestDatabase, type TestDatabase } from '../support/databases';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** A settled budget: `limit` for the user, `spent` so far. */
-function budget(limit: bigint, spent = 0n): { check(): Promise<BudgetCheck> } {
+function budget(limit: bigint, spent = 0n): SettledBudget {
   return {
-    check: async () =>
+    checkByScope: async () =>
       spent >= limit
         ? { ok: false, scope: 'user', period: 'daily', limitNanos: limit, spentNanos: spent }
         : { ok: true, remainingNanos: limit - spent, remainingByScope: { user: limit - spent, tenant: null } },
@@ -104,7 +103,7 @@ describe('BudgetReservations', () => {
     expect(logs).toEqual(['budget reservation unavailable; allowing the response without one']);
 
     const quiet: ReservationStore = { hold: async (_id, _a, keys) => keys.map(() => 0n), refresh: async () => undefined, release: async () => undefined };
-    const r2 = new BudgetReservations({ store: quiet, budget: { check: () => never }, timeoutMs: 100, logger: { warn: (_o, m) => logs.push(m) } });
+    const r2 = new BudgetReservations({ store: quiet, budget: { checkByScope: () => never }, timeoutMs: 100, logger: { warn: (_o, m) => logs.push(m) } });
     expect(await r2.admit({ user: 'gina' }, 10n)).toMatchObject({ ok: true });
     expect(logs[1]).toBe('budget check unavailable; allowing the response');
     r.close();
