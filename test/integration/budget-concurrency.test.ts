@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { freshPostgresUrl } from '../support/databases';
 import { startRelay, type RelayInstance } from '../support/relay-instance';
-import { ScriptedUpstream, TEN_MILLICENT_NANOS } from '../support/scripted-upstream';
+import { ScriptedUpstream, TEN_MILLICENT_USAGE } from '../support/scripted-upstream';
 import { delay, TestClient } from '../support/ws-client';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -10,9 +10,12 @@ const BUDGET_NANOS = 50_000_000n;
 
 /**
  * Issue 11, item 2: a $0.05 budget pushed by concurrent out-of-band responses. Every response
- * costs $0.010 at the scripted upstream, which runs any number at once. The bound asserted:
- * total spend ≤ budget + one response's cost.
+ * costs $0.012 at the scripted upstream (so the fifth crosses the limit), which runs any number
+ * at once. The bound asserted: total spend ≤ budget + one response's cost.
  */
+// 600 text tokens in × 4000 + 150 audio tokens out × 64000 nano-dollars = $0.012.
+const RESPONSE_USAGE = { ...TEN_MILLICENT_USAGE, total_tokens: 750, input_tokens: 600, output_tokens: 150, input_token_details: { text_tokens: 600, audio_tokens: 0, image_tokens: 0, cached_tokens: 0 }, output_token_details: { text_tokens: 0, audio_tokens: 150 } };
+const RESPONSE_NANOS = 12_000_000n;
 describe('budget reservations under concurrency', () => {
   jest.setTimeout(60_000);
   const relays: RelayInstance[] = [];
@@ -20,7 +23,7 @@ describe('budget reservations under concurrency', () => {
   let upstream: ScriptedUpstream;
 
   beforeEach(async () => {
-    upstream = new ScriptedUpstream({ responseMs: 300 });
+    upstream = new ScriptedUpstream({ responseMs: 300, usage: () => RESPONSE_USAGE });
     await upstream.start();
   });
 
@@ -100,7 +103,7 @@ describe('budget reservations under concurrency', () => {
     report('one session, 40 OOB', s);
     expect(admitted + refused).toBe(40);
     expect(refused).toBeGreaterThan(0);
-    expect(s.maxRow).toBe(TEN_MILLICENT_NANOS);
+    expect(s.maxRow).toBe(RESPONSE_NANOS);
     expect(s.total).toBeLessThanOrEqual(BUDGET_NANOS + s.maxRow);
     // Refusals speak the protocol: insufficient_quota / budget_exceeded, and were not forwarded.
     const refusal = c.events.find((e) => e.type === 'error') as { error: { type: string; code: string } };
@@ -140,7 +143,7 @@ describe('budget reservations under concurrency', () => {
       Array.from({ length: 10 }, (_, i) => TestClient.connect(`${(i % 2 === 0 ? a : b).wsUrl}?model=gpt-realtime`, { headers: { authorization: `Bearer ${key}` } })),
     );
     await Promise.all(clients.map((c) => c.waitFor('session.created')));
-    for (let round = 0; round < 4; round++) await Promise.all(clients.map((c, i) => burst(c, 2, `m${i}r${round}`)));
+    for (let round = 0; round < 6; round++) await Promise.all(clients.map((c, i) => burst(c, 2, `m${i}r${round}`)));
     for (const c of clients) c.close();
     await Promise.all(clients.map((c) => c.closed));
     const s = await settledSpend([a, b], user);
