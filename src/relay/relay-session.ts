@@ -471,8 +471,8 @@ export class RelaySession {
   private async closeUpstreamLeg(): Promise<void> {
     const upstream = this.upstream;
     if (!upstream || upstream.readyState !== OPEN) {
-      if (!upstream || upstream.readyState !== 0 /* CONNECTING: openUpstream finishes */) this.finish();
-      else this.finishing = null; // openUpstream sees the client gone and finishes; a later call may retry
+      // CONNECTING: openUpstream sees the client gone once the handshake settles, and finishes.
+      if (!upstream || upstream.readyState !== 0) this.finish();
       return;
     }
     if (this.responseInFlight && this.limits.cancelWaitMs > 0) {
