@@ -12,6 +12,7 @@ import { HttpError, installErrorHandler } from './http/errors';
 import { admitConnection, createLimits, installHttpHardening } from './limits';
 import { createLogger } from './logging';
 import { openMetering, type Metering } from './metering';
+import { BudgetReservations, RedisReservationStore, SqlReservationStore } from './metering/reservations';
 import { attachMetrics, combineObservers, RelayMetrics } from './metrics';
 import { registerToolMetrics } from './metrics/tool-metrics';
 import { SessionRegistry } from './relay/session-registry';
@@ -45,6 +46,8 @@ export interface RelayServices {
   admin: AdminServices;
   /** Server-side tools (TOOLS_FILE), approvals and their audit trail. */
   tools: ToolService;
+  /** In-flight budget reservations (see metering/reservations.ts). */
+  reservations: BudgetReservations;
   /** Present when UPSTREAM_PROVIDER=simulator: the built-in upstream. */
   simulator?: RealtimeSimulator;
 }
@@ -125,6 +128,13 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
   // <<< limits, HTTP hardening, metrics
   const admin = await openAdminServices({ config, db, guard: metering.guard, logger, registry: metrics.registry });
   app.addHook('onClose', () => admin.close());
+  // In-flight budget reservations: in Redis when configured (shared by instances), else the ledger's database.
+  const reservations = new BudgetReservations({
+    store: limits.redis ? new RedisReservationStore(limits.redis.client, limits.redis.keyPrefix) : new SqlReservationStore(db),
+    budget: metering.guard,
+    logger,
+  });
+  app.addHook('onClose', () => reservations.close());
 
   await app.register(websocket, {
     options: {
@@ -189,6 +199,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
         config,
         metering,
         logger,
+        reservations,
         observer: combineObservers(metrics.observer, opts.observer),
         tracking: { sessionLog: admin.sessionLog, live: admin.live },
         alerts: admin.alerts,
@@ -206,7 +217,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
   await app.register(sessionRoutes, { sessionLog: admin.sessionLog, live: admin.live, authenticate: (req) => authenticator.authenticateRequest(req), authenticateAdmin });
   await app.register(adminUiRoutes);
 
-  const services: RelayServices = { config, logger, db, provider, authenticator, metering, sessions, admin, tools, simulator };
+  const services: RelayServices = { config, logger, db, provider, authenticator, metering, sessions, admin, tools, reservations, simulator };
   let stopping: Promise<void> | null = null;
 
   return {

@@ -86,6 +86,8 @@ export interface RelayConfig {
   auth: AuthConfig;
   budgets: {
     exceededAction: 'refuse' | 'close';
+    /** BUDGET_RESERVATION_FLOOR_USD: the least a response in flight holds against the budget (decimal USD). */
+    reservationFloorUsd?: string;
     /** Decimal USD strings, as configured; parsed by the metering module. */
     defaults: { daily?: string; monthly?: string; total?: string };
     /** Budget alert webhook (BUDGET_ALERT_*); absent when no URL is set. */
@@ -321,6 +323,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
     },
     budgets: {
       exceededAction: (str('BUDGET_EXCEEDED_ACTION') as 'refuse' | 'close') ?? 'refuse',
+      reservationFloorUsd: str('BUDGET_RESERVATION_FLOOR_USD') ?? '0.01',
       defaults: {
         daily: str('DEFAULT_BUDGET_DAILY_USD'),
         monthly: str('DEFAULT_BUDGET_MONTHLY_USD'),

@@ -63,6 +63,7 @@ export const envSchema = {
     CUT_SESSION_ON_CREDENTIAL_EXPIRY: { type: 'boolean' },
 
     BUDGET_EXCEEDED_ACTION: { type: 'string', enum: ['refuse', 'close'] },
+    BUDGET_RESERVATION_FLOOR_USD: { type: 'string', pattern: '^[0-9]+(\\.[0-9]{1,9})?$' },
     DEFAULT_BUDGET_DAILY_USD: { type: 'string', pattern: '^[0-9]+(\\.[0-9]{1,6})?$' },
     DEFAULT_BUDGET_MONTHLY_USD: { type: 'string', pattern: '^[0-9]+(\\.[0-9]{1,6})?$' },
     DEFAULT_BUDGET_TOTAL_USD: { type: 'string', pattern: '^[0-9]+(\\.[0-9]{1,6})?$' },

@@ -10,6 +10,8 @@ export interface Limits {
   sessions: SessionLimiter;
   /** Shared minting limit when Redis is configured; undefined leaves the mint route's own. */
   mintRateLimiter?: RateLimiter;
+  /** The shared Redis connection and key prefix when REDIS_URL is set (budget reservations use it too). */
+  redis?: { client: Redis; keyPrefix: string };
   close(): Promise<void>;
 }
 
@@ -45,6 +47,7 @@ export async function createLimits(config: Pick<RelayConfig, 'limits' | 'auth'>,
   return {
     sessions,
     mintRateLimiter,
+    redis: { client: redis, keyPrefix },
     async close() {
       await sessions.close();
       await redis.quit().catch(() => redis.disconnect());

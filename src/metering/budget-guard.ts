@@ -54,10 +54,20 @@ export class BudgetGuard {
   }
 
   async check(who: { user: string; tenant?: string; keyId?: string }): Promise<BudgetCheck> {
+    const verdict = await this.checkByScope(who);
+    return verdict.ok ? { ok: true, remainingNanos: verdict.remainingNanos } : verdict;
+  }
+
+  /**
+   * Whether the subjects may spend, with what each scope's own limits leave (null: no limit): budget
+   * reservations compare a user's holds with the user's limits and a tenant's with the tenant's.
+   */
+  async checkByScope(who: { user: string; tenant?: string; keyId?: string }): Promise<BudgetCheck & { remainingByScope?: Record<BudgetScope, bigint | null> }> {
     const subjects: [BudgetScope, string][] = [['user', who.user]];
     if (who.tenant !== undefined) subjects.push(['tenant', who.tenant]);
     if (who.keyId !== undefined) subjects.push(['key', who.keyId]);
     let remaining: bigint | null = null;
+    const byScope: Record<BudgetScope, bigint | null> = { user: null, tenant: null, key: null };
     for (const [scope, subject] of subjects) {
       const limits = await this.limitsFor(scope, subject);
       if (BUDGET_PERIODS.every((p) => limits[p] === null)) continue;
@@ -68,9 +78,11 @@ export class BudgetGuard {
         if (spent[period] >= limit) return { ok: false, scope, period, limitNanos: limit, spentNanos: spent[period] };
         const left = limit - spent[period];
         if (remaining === null || left < remaining) remaining = left;
+        const own = byScope[scope];
+        if (own === null || left < own) byScope[scope] = left;
       }
     }
-    return { ok: true, remainingNanos: remaining };
+    return { ok: true, remainingNanos: remaining, remainingByScope: byScope };
   }
 
   async status(scope: BudgetScope, subject: string): Promise<BudgetStatus> {

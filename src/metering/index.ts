@@ -11,9 +11,10 @@ import type { RelayConfig } from '../config/config';
 import { BudgetGuard } from './budget-guard';
 import { PriceBook } from './prices';
 import { SessionMeter, type MeterContext } from './session-meter';
+import { reservationMigrations } from './reservations';
 
 /** Tables metering owns, for both dialects; `migrate(db, meteringMigrations)` at start. */
-export const meteringMigrations: readonly Migration[] = [...ledgerMigrations, ...budgetMigrations];
+export const meteringMigrations: readonly Migration[] = [...ledgerMigrations, ...budgetMigrations, ...reservationMigrations];
 
 /** How a (provider, model) will be billed, decided once at connect. */
 export type Pricing =

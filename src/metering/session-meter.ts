@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { costOf } from './cost';
 import type { ModelPrice, PriceBook } from './prices';
-import { emptyUsage, parseResponseDone, parseTranscriptionCompleted, type TokenUsage } from './usage';
+import { emptyUsage, parseResponseDone, parseTranscriptionCompleted, type TokenUsage, type UsageProblem } from './usage';
 import type { DurableLedger, RecordResult } from '../storage/ledger-durable';
 import type { LedgerEntry } from '../storage/ledger';
 
@@ -29,8 +29,9 @@ type Logger = { warn(o: object, m: string): void };
  * - Tokens: user audio 10 per second, model audio 20 per second (the protocol reference, §4);
  *   text ≈ characters / 4, rounded up.
  * - Input audio is the audio appended since the previous response was created (the new turn);
- *   the context the model re-read (instructions, history) is unknown without usage and is not
- *   estimated, so an estimate errs low on input text.
+ *   input text is the text the client sent since then (item text, instructions; ≈ 4 chars per
+ *   token). The context the model re-reads is taken from the last usage report: its input plus
+ *   its output tokens (the output joins the conversation), all as uncached (errs high).
  * - When the response streamed audio, its text deltas are the audio's transcript, which upstream
  *   does not bill as text output; they are then not counted.
  */
@@ -42,8 +43,23 @@ const INPUT_AUDIO_TOKENS_PER_S = 10;
 const OUTPUT_AUDIO_TOKENS_PER_S = 20;
 const CHARS_PER_TEXT_TOKEN = 4;
 
+interface ContextTokens {
+  text: number;
+  audio: number;
+  image: number;
+}
+
+/** The dearest output a response can produce when it names no max_output_tokens: the model maximum. */
+export const DEFAULT_MAX_OUTPUT_TOKENS = 4096;
+/** Largest cost a row may carry; BIGINT's maximum. Usage counts are bounded far below it. */
+const MAX_COST_NANOS = 2n ** 63n - 1n;
+
 interface OpenResponse {
   id: string;
+  /** Context re-read, from the usage report before this response. */
+  context: ContextTokens;
+  /** Characters of text the client sent for this turn. */
+  inText: number;
   inAudioB64: number;
   outAudioB64: number;
   outText: number;
@@ -69,12 +85,15 @@ export class SessionMeter {
 
   // Hot-path counters: plain numbers, one addition per frame, no allocation.
   private pendingInAudioB64 = 0;
+  private pendingTextChars = 0;
+  private contextTokens: ContextTokens = { text: 0, audio: 0, image: 0 };
   private outAudioB64 = 0;
   private outText = 0;
 
   private inBytesPerS = PCM16_24K_BYTES_PER_S;
   private outBytesPerS = PCM16_24K_BYTES_PER_S;
   private transcriptionModel?: string;
+  private upstreamSessionId?: string;
 
   private current: OpenResponse | null = null;
   private readonly open = new Map<string, OpenResponse>();
@@ -83,6 +102,8 @@ export class SessionMeter {
   private readonly inflight = new Set<Promise<void>>();
   private readonly warned = new Set<string>();
   private ended = false;
+  /** Called for each response.done whose usage was missing or malformed (billed as an estimate). */
+  onUsageAnomaly?: (problem: UsageProblem) => void;
   private nanos = 0n;
   private responses = 0;
 
@@ -112,6 +133,29 @@ export class SessionMeter {
     this.pendingInAudioB64 += frameBytes > APPEND_ENVELOPE_BYTES ? frameBytes - APPEND_ENVELOPE_BYTES : 0;
   }
 
+  /** Text the client sent that the model will read: item text, instructions (characters). */
+  onClientText(chars: number): void {
+    if (chars > 0) this.pendingTextChars += chars;
+  }
+
+  /**
+   * What the next response may cost at most, as far as the relay can tell: the context so far
+   * (last usage report, uncached), the audio and text sent since, and `maxOutputTokens` of output
+   * at the model's dearest output price (audio). For budget reservations.
+   */
+  reservationNanos(maxOutputTokens: number | null): bigint {
+    const { price } = this.resolvePrice(this.context.model, this.now());
+    if (!price) return 0n;
+    const usage = emptyUsage();
+    usage.input_text = this.contextTokens.text + Math.ceil(this.pendingTextChars / CHARS_PER_TEXT_TOKEN);
+    usage.input_audio = this.contextTokens.audio + this.audioTokens(this.pendingInAudioB64);
+    usage.input_image = this.contextTokens.image;
+    const out = maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
+    const asAudio = costOf({ ...emptyUsage(), output_audio: out }, price).nanos;
+    const asText = costOf({ ...emptyUsage(), output_text: out }, price).nanos;
+    return costOf(usage, price).nanos + (asAudio > asText ? asAudio : asText);
+  }
+
   onUpstreamAudioDelta(frameBytes: number): void {
     this.outAudioB64 += frameBytes > DELTA_ENVELOPE_BYTES ? frameBytes - DELTA_ENVELOPE_BYTES : 0;
   }
@@ -127,6 +171,8 @@ export class SessionMeter {
   onSessionUpdated(event: unknown): void {
     const session = field(event, 'session');
     if (!session) return;
+    // The first id the upstream gives its session scopes every response id of this session.
+    if (this.upstreamSessionId === undefined && typeof session.id === 'string' && session.id.length > 0 && session.id.length <= 200) this.upstreamSessionId = session.id;
     const audio = field(session, 'audio');
     const input = field(audio, 'input');
     const output = field(audio, 'output');
@@ -138,10 +184,20 @@ export class SessionMeter {
     if (transcription && typeof transcription.model === 'string' && transcription.model) this.transcriptionModel = transcription.model;
   }
 
+  /**
+   * The ledger key of a response: its id scoped to the upstream session it came from (the relay
+   * session's id until the upstream names its own), so the same id from another user's upstream
+   * session is another row, never a duplicate of this one nor a replacement for it.
+   */
+  private responseKey(responseId: string): string {
+    return `${encodeURIComponent(this.upstreamSessionId ?? this.context.sessionId)}:${responseId}`;
+  }
+
   onResponseCreated(responseId: string): void {
     this.settleCurrent();
-    const r: OpenResponse = { id: responseId, inAudioB64: this.pendingInAudioB64, outAudioB64: 0, outText: 0 };
+    const r: OpenResponse = { id: responseId, context: { ...this.contextTokens }, inText: this.pendingTextChars, inAudioB64: this.pendingInAudioB64, outAudioB64: 0, outText: 0 };
     this.pendingInAudioB64 = 0;
+    this.pendingTextChars = 0;
     this.current = r;
     this.open.set(responseId, r);
   }
@@ -151,18 +207,24 @@ export class SessionMeter {
     if (!parsed) return Promise.resolve();
     // Bookkeeping happens before any await, so an onSessionEnd called right after (not awaiting
     // this) already knows the response finished and writes no estimate for it.
-    if (this.current?.id === parsed.responseId) {
-      this.current = null;
-      this.outAudioB64 = 0;
-      this.outText = 0;
-    }
+    if (this.current?.id === parsed.responseId) this.settleCurrent();
+    const open = this.open.get(parsed.responseId);
     this.open.delete(parsed.responseId);
     // A repeat within the session is not even written: the ledger would drop it anyway, but
     // while the database is away it would be spooled and counted in `totals` twice.
     const repeat = this.done.has(parsed.responseId);
     this.done.add(parsed.responseId);
-    if (repeat || !parsed.usage) return Promise.resolve();
-    return this.track(this.write(parsed.responseId, parsed.status, this.context.model, parsed.usage, false, 'response'));
+    if (repeat) return Promise.resolve();
+    if (!parsed.usage) {
+      // Never a silent $0: a response without trustworthy usage is billed as an estimate, flagged.
+      this.onUsageAnomaly?.(parsed.usageProblem ?? 'missing');
+      this.warnOnce(`usage:${parsed.usageProblem}`, { responseId: parsed.responseId, problem: parsed.usageProblem }, 'response.done without usable usage; billed as an estimate');
+      const r = open ?? { id: parsed.responseId, context: { ...this.contextTokens }, inText: 0, inAudioB64: 0, outAudioB64: 0, outText: 0 };
+      return this.track(this.write(this.responseKey(parsed.responseId), parsed.status, this.context.model, this.estimate(r), true, 'response', parsed.responseId));
+    }
+    const u = parsed.usage;
+    this.contextTokens = { text: u.input_text + u.output_text, audio: u.input_audio + u.output_audio, image: u.input_image };
+    return this.track(this.write(this.responseKey(parsed.responseId), parsed.status, this.context.model, u, false, 'response', parsed.responseId));
   }
 
   onTranscriptionCompleted(event: unknown): Promise<void> {
@@ -195,26 +257,41 @@ export class SessionMeter {
       this.settleCurrent();
       for (const r of this.open.values()) {
         if (this.done.has(r.id)) continue;
-        void this.track(this.write(r.id, 'in_progress', this.context.model, this.estimate(r), true, 'response'));
+        void this.track(this.write(this.responseKey(r.id), 'in_progress', this.context.model, this.estimate(r), true, 'response', r.id));
       }
       this.open.clear();
       for (let i = 0; i < (opts.unacknowledgedRequests ?? 0); i++) {
         // No response id ever arrived: a synthetic one, unique per session and request. The
         // turn's audio goes to the first request; a later one re-reads the same context.
-        const r: OpenResponse = { id: `unacknowledged:${this.context.sessionId}:${i + 1}`, inAudioB64: i === 0 ? this.pendingInAudioB64 : 0, outAudioB64: 0, outText: 0 };
+        const first = i === 0;
+        const r: OpenResponse = {
+          id: `unacknowledged:${this.context.sessionId}:${i + 1}`,
+          context: { ...this.contextTokens },
+          inText: first ? this.pendingTextChars : 0,
+          inAudioB64: first ? this.pendingInAudioB64 : 0,
+          outAudioB64: 0,
+          outText: 0,
+        };
         void this.track(this.write(r.id, 'unacknowledged', this.context.model, this.estimate(r), true, 'response'));
       }
       this.pendingInAudioB64 = 0;
+      this.pendingTextChars = 0;
     }
     while (this.inflight.size > 0) await Promise.all([...this.inflight]);
   }
 
   private estimate(r: OpenResponse): TokenUsage {
     const usage = emptyUsage();
-    usage.input_audio = Math.round(((r.inAudioB64 * 3) / 4 / this.inBytesPerS) * INPUT_AUDIO_TOKENS_PER_S);
+    usage.input_text = r.context.text + Math.ceil(r.inText / CHARS_PER_TEXT_TOKEN);
+    usage.input_image = r.context.image;
+    usage.input_audio = r.context.audio + this.audioTokens(r.inAudioB64);
     usage.output_audio = Math.round(((r.outAudioB64 * 3) / 4 / this.outBytesPerS) * OUTPUT_AUDIO_TOKENS_PER_S);
     usage.output_text = r.outAudioB64 > 0 ? 0 : Math.ceil(r.outText / CHARS_PER_TEXT_TOKEN);
     return usage;
+  }
+
+  private audioTokens(b64: number): number {
+    return Math.round(((b64 * 3) / 4 / this.inBytesPerS) * INPUT_AUDIO_TOKENS_PER_S);
   }
 
   /** Moves the live output counters into the response they belong to. */
@@ -248,13 +325,14 @@ export class SessionMeter {
     usage: TokenUsage,
     estimated: boolean,
     kind: 'response' | 'transcription',
+    upstreamResponseId: string | null = null,
   ): Promise<void> {
     const at = this.now();
     const { price } = this.resolvePrice(model, at);
     let costNanos = 0n;
     if (price) {
       const cost = costOf(usage, price);
-      costNanos = cost.nanos;
+      costNanos = cost.nanos > MAX_COST_NANOS ? MAX_COST_NANOS : cost.nanos;
       if (cost.unpriced.length > 0) {
         this.warnOnce(`categories:${price.model}`, { model, priceModel: price.model, categories: cost.unpriced }, 'usage in categories the price entry does not price; billed 0 for them');
       }
@@ -262,6 +340,7 @@ export class SessionMeter {
     const entry: LedgerEntry = {
       id: randomUUID(),
       responseId,
+      upstreamResponseId,
       sessionId: this.context.sessionId,
       user: this.context.user,
       tenant: this.context.tenant ?? null,

@@ -49,8 +49,59 @@ export interface ResponseDone {
   responseId: string;
   /** completed | cancelled | incomplete | failed | … as reported; "unknown" when absent. */
   status: string;
-  /** null when upstream reported no usage (nothing generated): nothing is billed. */
+  /** null when upstream reported no usage, or usage the relay cannot trust (see usageProblem). */
   usage: TokenUsage | null;
+  /** Why `usage` is null: absent, or present but malformed; null when the usage is sound. */
+  usageProblem: UsageProblem | null;
+}
+
+export type UsageProblem = 'missing' | 'malformed';
+
+/**
+ * Sanity bound on any one token count of one response. A realtime context holds at most some
+ * 128k tokens and a response emits at most 4,096; a count past a million is not a usage report
+ * but a bug or a forgery, and is never billed as reported (the response is estimated instead).
+ * It also keeps every cost far inside the BIGINT nano-dollar column.
+ */
+export const MAX_REPORTED_TOKENS = 1_000_000;
+
+const USAGE_COUNT_PATHS: ReadonlyArray<readonly string[]> = [
+  ['total_tokens'],
+  ['input_tokens'],
+  ['output_tokens'],
+  ['input_token_details', 'text_tokens'],
+  ['input_token_details', 'audio_tokens'],
+  ['input_token_details', 'image_tokens'],
+  ['input_token_details', 'cached_tokens'],
+  ['input_token_details', 'cached_tokens_details', 'text_tokens'],
+  ['input_token_details', 'cached_tokens_details', 'audio_tokens'],
+  ['input_token_details', 'cached_tokens_details', 'image_tokens'],
+  ['output_token_details', 'text_tokens'],
+  ['output_token_details', 'audio_tokens'],
+  ['output_token_details', 'reasoning_tokens'],
+];
+
+/**
+ * Whether a response's `usage` can be billed as reported: every count that is present must be
+ * a non-negative integer within MAX_REPORTED_TOKENS (no strings, fractions, negatives, NaN,
+ * absurd sizes), details must be objects, and at least the input or output total is present.
+ */
+export function usageProblem(raw: unknown): UsageProblem | null {
+  if (raw === null || raw === undefined) return 'missing';
+  const u = obj(raw);
+  if (!u) return 'malformed';
+  for (const d of ['input_token_details', 'output_token_details']) {
+    if (u[d] !== undefined && u[d] !== null && !obj(u[d])) return 'malformed';
+  }
+  let counted = 0;
+  for (const path of USAGE_COUNT_PATHS) {
+    let v: unknown = u;
+    for (const k of path) v = obj(v)?.[k];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > MAX_REPORTED_TOKENS) return 'malformed';
+    counted++;
+  }
+  return counted === 0 ? 'malformed' : null;
 }
 
 export interface TranscriptionDone {
@@ -129,10 +180,12 @@ export function parseResponseDone(event: unknown): ResponseDone | null {
   if (!e || e.type !== 'response.done') return null;
   const response = obj(e.response);
   if (!response || typeof response.id !== 'string' || response.id.length === 0) return null;
+  const problem = usageProblem(response.usage);
   return {
     responseId: response.id,
     status: typeof response.status === 'string' ? response.status : 'unknown',
-    usage: response.usage === null || response.usage === undefined ? null : normaliseUsage(response.usage),
+    usage: problem === null ? normaliseUsage(response.usage) : null,
+    usageProblem: problem,
   };
 }
 

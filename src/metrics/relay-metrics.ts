@@ -50,6 +50,7 @@ export class RelayMetrics {
   private readonly tokens: Counter<'provider' | 'model' | 'kind' | 'billing'>;
   private readonly cost: Counter<'provider' | 'model' | 'billing'>;
   private readonly ledgerWrite: Histogram<'result'>;
+  private readonly usageAnomalies: Counter<'provider' | 'model' | 'problem'>;
 
   private readonly reasons = new BoundedLabel(40);
   private readonly statuses = new BoundedLabel(40);
@@ -139,6 +140,12 @@ export class RelayMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
       registers,
     });
+    this.usageAnomalies = new Counter({
+      name: 'relay_usage_anomalies_total',
+      help: 'response.done events whose usage was missing or malformed (strings, fractions, negative or absurd counts); each was billed as an estimated row.',
+      labelNames: ['provider', 'model', 'problem'],
+      registers,
+    });
     new Gauge({
       name: 'relay_ledger_spool_depth',
       help: 'Usage rows spooled on disk while the database is unreachable, waiting for replay.',
@@ -167,6 +174,8 @@ export class RelayMetrics {
       },
       onUpstreamOpen: (handshakeMs) => this.handshake.observe(handshakeMs / 1000),
       onHandshakeFailure: (status) => this.handshakeFailures.inc({ status: this.statuses.value(String(status)) }),
+      onUsageAnomaly: (provider, model, problem) =>
+        this.usageAnomalies.inc({ provider: this.providers.value(provider), model: this.models.value(model), problem }),
       onUpstreamError: (event) => this.errors.inc({ source: 'upstream', kind: this.upstreamErrorTypes.value(errorField(event, 'type')) }),
       onRelayEvent: (event) => {
         // Relay-originated events are rare (refusals, notices): parsing them costs nothing that matters.

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type WebSocket from 'ws';
 import type { RelayLimits } from '../config/config';
 import { connectUpstream, type ConnectResult } from '../upstream/connect';
@@ -40,6 +41,10 @@ export interface SessionHooks {
   onEnd?: (summary: SessionSummary) => void;
   /** Every event the relay itself sends the client (errors, notices), for metrics. */
   onRelayEvent?: (event: string) => void;
+  /** A response.create was sent upstream as request `requestId` (its event_id, see RelaySession). */
+  onResponseRequested?: (requestId: string) => void;
+  /** The upstream answered request `requestId`: with response.created (its id), or with an error naming its event_id. */
+  onResponseRequestAnswered?: (requestId: string, answer: { responseId: string } | { error: true }) => void;
 }
 
 export interface SessionSummary {
@@ -58,6 +63,8 @@ export interface SessionSummary {
   unfinishedResponses: string[];
   /** response.create frames sent upstream that got neither `response.created` nor an error (a stalled upstream). */
   unacknowledgedRequests: number;
+  /** Their request ids (event_ids), oldest first. */
+  unacknowledgedRequestIds: string[];
 }
 
 export interface RelaySessionOptions {
@@ -110,9 +117,18 @@ export class RelaySession {
 
   /** Responses created upstream and not yet done, in creation order. */
   private readonly activeResponses = new Set<string>();
-  /** response.create frames sent upstream whose response.created has not arrived yet. */
-  private requestedResponses = 0;
+  /**
+   * response.create frames sent upstream and not yet answered, by request id, oldest first. The
+   * id is the frame's event_id: the upstream names it in an `error` answering the request
+   * (`error.event_id`), which is how an error is matched to the request it refuses. A request
+   * without an event_id (or reusing one still pending) is forwarded with one the relay assigns
+   * (`relay_<uuid>`). A response.created answers the oldest pending request: the protocol does not
+   * say which request a response answers, and the upstream answers them in order.
+   */
+  private readonly requests = new Set<string>();
   private waitingForResponsesDone: (() => void) | null = null;
+  /** The one close of the upstream leg: every path that ends the session awaits the same one. */
+  private finishing: Promise<void> | null = null;
 
   private ended = false;
   private endReason = '';
@@ -170,8 +186,7 @@ export class RelaySession {
    */
   sendResponseCreate(event: string): void {
     if (this.upstream?.readyState !== OPEN) return;
-    this.requestedResponses++;
-    this.upstream.send(event);
+    this.upstream.send(this.registerRequest(Buffer.from(event, 'utf8')));
   }
 
   /** Ends the session from outside (drain, budget, credential revoked): closes the client, then the upstream, letting an in-flight response finish for billing. */
@@ -184,7 +199,7 @@ export class RelaySession {
   }
 
   get responseInFlight(): boolean {
-    return this.activeResponses.size > 0 || this.requestedResponses > 0;
+    return this.activeResponses.size > 0 || this.requests.size > 0;
   }
 
   // ---- upstream ---------------------------------------------------------------------------
@@ -260,16 +275,28 @@ export class RelaySession {
   private trackResponses(type: string, event: ParsedEvent | undefined): void {
     if (type === 'response.created') {
       const id = responseIdOf(event);
-      if (id) this.activeResponses.add(id);
-      if (this.requestedResponses > 0) this.requestedResponses--;
+      if (id) {
+        this.activeResponses.add(id);
+        // Created while the relay is closing (its request was in flight): cancel it too.
+        if (this.finishing) this.sendToUpstream(JSON.stringify({ type: 'response.cancel', response_id: id }));
+      }
+      const oldest = this.requests.values().next();
+      if (!oldest.done) {
+        this.requests.delete(oldest.value);
+        if (id) this.hooks.onResponseRequestAnswered?.(oldest.value, { responseId: id });
+      }
     } else if (type === 'response.done') {
       const id = responseIdOf(event);
       if (id) this.activeResponses.delete(id);
       if (!this.responseInFlight && this.waitingForResponsesDone) this.waitingForResponsesDone();
-    } else if (type === 'error' && this.requestedResponses > 0 && this.activeResponses.size === 0) {
-      // A refused response.create never produces response.created; do not wait for it.
-      this.requestedResponses--;
-      if (!this.responseInFlight && this.waitingForResponsesDone) this.waitingForResponsesDone();
+    } else if (type === 'error') {
+      // Only an error naming a pending request answers it; any other error (a bogus event the
+      // client sent meanwhile) leaves the request pending.
+      const answered = (event?.error as { event_id?: unknown } | undefined)?.event_id;
+      if (typeof answered === 'string' && this.requests.delete(answered)) {
+        this.hooks.onResponseRequestAnswered?.(answered, { error: true });
+        if (!this.responseInFlight && this.waitingForResponsesDone) this.waitingForResponsesDone();
+      }
     }
   }
 
@@ -353,7 +380,7 @@ export class RelaySession {
     const type = read.type;
     const guard = this.clientGuards.get(type);
     if (!guard) {
-      this.sendClientFrame(type, data);
+      this.sendClientFrame(type, data, read.parsed);
       return;
     }
     const event = read.parsed ?? parseEvent(data);
@@ -385,7 +412,7 @@ export class RelaySession {
 
   private applyDecision(d: GuardDecision, type: string, data: Buffer, event: ParsedEvent): void {
     if (d.action === 'forward') {
-      this.sendClientFrame(type, data);
+      this.sendClientFrame(type, data, event);
       return;
     }
     if (d.action === 'replace') {
@@ -397,10 +424,30 @@ export class RelaySession {
     if (d.action === 'close') this.close(d.code, d.reason, 'policy');
   }
 
-  private sendClientFrame(type: string, data: Buffer): void {
+  /** Records a response.create about to go upstream under its request id (the client's event_id, else the relay's own, spliced in). */
+  private registerRequest(data: Buffer, event?: ParsedEvent): Buffer {
+    const parsed = event ?? parseEvent(data);
+    const given = parsed?.event_id;
+    let requestId: string;
+    if (typeof given === 'string' && given.length > 0 && !this.requests.has(given)) {
+      requestId = given;
+    } else {
+      // The relay's own id, so that an error answering this request can be told apart. Spliced
+      // in as the object's last member rather than re-serialized: the frame stays the client's
+      // bytes (a deeply nested one would also overflow JSON.stringify), and the last of
+      // duplicate keys is the one JSON parsers keep.
+      requestId = `relay_${randomUUID()}`;
+      data = withLastMember(data, 'event_id', requestId);
+    }
+    this.requests.add(requestId);
+    this.hooks.onResponseRequested?.(requestId);
+    return data;
+  }
+
+  private sendClientFrame(type: string, data: Buffer, event?: ParsedEvent): void {
+    if (type === 'response.create') data = this.registerRequest(data, event);
     this.clientFrames++;
     this.clientBytes += data.length;
-    if (type === 'response.create') this.requestedResponses++;
     this.hooks.onClientFrame?.(type, data.length);
     this.forward(this.upstream as WebSocket, data, this.client);
   }
@@ -437,15 +484,29 @@ export class RelaySession {
    * unless a response is in flight: then it is cancelled and its `response.done` awaited
    * (bounded by CANCEL_WAIT_MS) so that its usage can be billed.
    */
-  private async finishUpstream(): Promise<void> {
+  private finishUpstream(): Promise<void> {
+    // close() and then the client's close reply both land here: the second must wait for the
+    // same cancel-and-wait, not close the upstream under it.
+    this.finishing ??= this.closeUpstreamLeg();
+    return this.finishing;
+  }
+
+  private async closeUpstreamLeg(): Promise<void> {
     const upstream = this.upstream;
     if (!upstream || upstream.readyState !== OPEN) {
-      if (!upstream || upstream.readyState !== 0 /* CONNECTING: openUpstream finishes */) this.finish();
+      // CONNECTING: openUpstream sees the client gone once the handshake settles, and finishes.
+      if (!upstream || upstream.readyState !== 0) this.finish();
       return;
     }
-    if (this.responseInFlight && this.limits.cancelWaitMs > 0 && !this.waitingForResponsesDone) {
+    if (this.responseInFlight && this.limits.cancelWaitMs > 0) {
       upstream.resume();
-      upstream.send(JSON.stringify({ type: 'response.cancel' }));
+      // By id: a bare response.cancel cancels only the default conversation's response, and an
+      // out-of-band response would go on billing. A request not yet created is cancelled when
+      // its response.created arrives (trackResponses).
+      for (const id of this.activeResponses) upstream.send(JSON.stringify({ type: 'response.cancel', response_id: id }));
+      // A request with no response.created yet has no id to name: a bare cancel reaches it if it
+      // is in the default conversation (an out-of-band one is cancelled once created, above).
+      if (this.requests.size > 0) upstream.send(JSON.stringify({ type: 'response.cancel' }));
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, this.limits.cancelWaitMs);
         this.waitingForResponsesDone = () => {
@@ -482,7 +543,8 @@ export class RelaySession {
       upstreamCloseCode: this.upstreamCloseCode,
       endReason: this.endReason || 'ended',
       unfinishedResponses: [...this.activeResponses],
-      unacknowledgedRequests: this.requestedResponses,
+      unacknowledgedRequests: this.requests.size,
+      unacknowledgedRequestIds: [...this.requests],
     };
     this.hooks.onEnd?.(summary);
     this.resolveEnded(summary);
@@ -543,6 +605,13 @@ function parseEvent(data: Buffer): ParsedEvent | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The JSON object frame `data` with `"key":"value"` appended as its last member. */
+function withLastMember(data: Buffer, key: string, value: string): Buffer {
+  const end = data.lastIndexOf(0x7d /* } */);
+  if (end < 0) return data;
+  return Buffer.concat([data.subarray(0, end), Buffer.from(`,${JSON.stringify(key)}:${JSON.stringify(value)}`), data.subarray(end)]);
 }
 
 function responseIdOf(event: ParsedEvent | undefined): string | undefined {

@@ -71,13 +71,33 @@ export const ledgerMigrations: readonly Migration[] = [
       CREATE INDEX usage_ledger_tenant_time ON usage_ledger (tenant_id, created_at);
       CREATE INDEX usage_ledger_time ON usage_ledger (created_at)`,
   },
+  {
+    // Response ids are only unique within their upstream session: rows are now keyed by
+    // `<upstream session>:<response id>` in response_id, and the upstream's own id is kept here.
+    // Existing rows keep their unscoped key and get their id copied, so they stay findable.
+    id: 'ledger_002_upstream_response_id',
+    sqlite: `
+      ALTER TABLE usage_ledger ADD COLUMN upstream_response_id TEXT;
+      UPDATE usage_ledger SET upstream_response_id = response_id;
+      CREATE INDEX usage_ledger_upstream_response ON usage_ledger (provider, upstream_response_id)`,
+    postgres: `
+      ALTER TABLE usage_ledger ADD COLUMN upstream_response_id TEXT;
+      UPDATE usage_ledger SET upstream_response_id = response_id;
+      CREATE INDEX usage_ledger_upstream_response ON usage_ledger (provider, upstream_response_id)`,
+  },
 ];
 
 export interface LedgerEntry {
   /** Row id, chosen by the writer so that a spooled copy replays as the same row. */
   id: string;
-  /** The upstream's response id; `transcription:<session id>:<item id>` for input transcriptions. */
+  /**
+   * The row's key within its provider: `<upstream session>:<response id>` for responses (ids are
+   * unique only per upstream session), `transcription:<session id>:<item id>` for input
+   * transcriptions, `unacknowledged:<session id>:<n>` for requests never acknowledged.
+   */
   responseId: string;
+  /** The upstream's own response id, when the row is a response; absent on rows spooled before it existed. */
+  upstreamResponseId?: string | null;
   sessionId: string;
   user: string;
   tenant: string | null;
@@ -176,6 +196,7 @@ const TOKEN_COLUMNS = [
 const COLUMNS = [
   'id',
   'response_id',
+  'upstream_response_id',
   'session_id',
   'user_id',
   'tenant_id',
@@ -194,7 +215,7 @@ const COLUMNS = [
 const INSERT_SQL = `INSERT INTO usage_ledger (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map((_, i) => `$${i + 1}`).join(', ')}) ON CONFLICT DO NOTHING`;
 
 // Everything but the key and id: the exact row takes over the estimated one in place.
-const REPLACE_COLUMNS = COLUMNS.filter((c) => c !== 'id' && c !== 'provider' && c !== 'response_id');
+const REPLACE_COLUMNS = COLUMNS.filter((c) => c !== 'id' && c !== 'provider' && c !== 'response_id' && c !== 'upstream_response_id');
 const REPLACE_SQL =
   `UPDATE usage_ledger SET ${REPLACE_COLUMNS.map((c, i) => `${c} = $${i + 1}`).join(', ')} ` +
   `WHERE provider = $${REPLACE_COLUMNS.length + 1} AND response_id = $${REPLACE_COLUMNS.length + 2} AND estimated = $${REPLACE_COLUMNS.length + 3}`;
@@ -203,6 +224,7 @@ function values(e: LedgerEntry): Record<string, SqlValue> {
   const v: Record<string, SqlValue> = {
     id: e.id,
     response_id: e.responseId,
+    upstream_response_id: e.upstreamResponseId ?? null,
     session_id: e.sessionId,
     user_id: e.user,
     tenant_id: e.tenant,
@@ -250,10 +272,12 @@ export class Ledger implements LedgerReader {
     return replaced > 0 ? 'replaced' : 'duplicate';
   }
 
+  /** The row keyed `responseId`, else the first row of that upstream response id (from any upstream session). */
   async find(provider: string, responseId: string): Promise<LedgerEntry | null> {
     const rows = await this.db.query<Record<string, unknown>>(
       `SELECT ${COLUMNS.map((c) => (c === 'cost_nanos' ? 'CAST(cost_nanos AS TEXT) AS cost_nanos' : c)).join(', ')}
-       FROM usage_ledger WHERE provider = $1 AND response_id = $2`,
+       FROM usage_ledger WHERE provider = $1 AND (response_id = $2 OR upstream_response_id = $2)
+       ORDER BY CASE WHEN response_id = $2 THEN 0 ELSE 1 END, created_at, id LIMIT 1`,
       [provider, responseId],
     );
     const r = rows[0];
@@ -263,6 +287,7 @@ export class Ledger implements LedgerReader {
     return {
       id: String(r.id),
       responseId: String(r.response_id),
+      ...(r.upstream_response_id === null || r.upstream_response_id === undefined ? {} : { upstreamResponseId: String(r.upstream_response_id) }),
       sessionId: String(r.session_id),
       user: String(r.user_id),
       tenant: r.tenant_id === null ? null : String(r.tenant_id),

@@ -84,23 +84,26 @@ describe('SessionMeter', () => {
     const m = meter();
     await m.onResponseDone(responseDone('resp_1'));
     await m.onResponseDone(responseDone('resp_1'));
-    // The same response seen by a second session (a reconnect replaying events) is still one row.
-    await meter({ sessionId: 'sess_2' }).onResponseDone(responseDone('resp_1'));
     expect(m.totals).toEqual({ nanos: REFERENCE_COST_GPT_REALTIME, responses: 1 });
+    expect(await ledger.spend({ user: 'alice' })).toBe(REFERENCE_COST_GPT_REALTIME);
+    // Response ids are unique only per upstream session: another session's resp_1 is its own row.
+    const other = meter({ sessionId: 'sess_2', user: 'bob' });
+    await other.onResponseDone(responseDone('resp_1'));
+    expect(await ledger.spend({ user: 'bob' })).toBe(REFERENCE_COST_GPT_REALTIME);
     expect(await ledger.spend({ user: 'alice' })).toBe(REFERENCE_COST_GPT_REALTIME);
   });
 
-  it('bills cancelled responses for what they report, and nothing for usage: null', async () => {
+  it('bills cancelled responses for what they report, and an estimate flagged for usage: null', async () => {
     const m = meter();
     m.onResponseCreated('resp_cancelled');
     await m.onResponseDone(responseDone('resp_cancelled', { input_tokens: 100, output_tokens: 0, input_token_details: { text_tokens: 100, audio_tokens: 0 } }, 'cancelled'));
     m.onResponseCreated('resp_empty');
     await m.onResponseDone(responseDone('resp_empty', null, 'cancelled'));
     await m.onSessionEnd();
-    // 100 text in × 4000
-    expect(m.totals).toEqual({ nanos: 400_000n, responses: 1 });
+    // 100 text in × 4000; then resp_empty re-read that context (100 text tokens, estimated).
+    expect(m.totals).toEqual({ nanos: 800_000n, responses: 2 });
     expect((await ledger.find('simulator', 'resp_cancelled'))?.status).toBe('cancelled');
-    expect(await ledger.find('simulator', 'resp_empty')).toBeNull();
+    expect(await ledger.find('simulator', 'resp_empty')).toMatchObject({ estimated: true, status: 'cancelled', usage: { input_text: 100 } });
   });
 
   it('writes an estimated row for a response cut before response.done', async () => {
@@ -250,17 +253,19 @@ describe('SessionMeter', () => {
     m.onResponseCreated('resp_2');
     await m.onResponseDone(responseDone('resp_2'));
     await m.onResponseDone(responseDone('resp_2')); // a repeat while down is not spooled again
-    await meter({ sessionId: 'sess_2' }).onResponseDone(responseDone('resp_1')); // another session's copy is
     m.onResponseCreated('resp_3');
     for (let i = 0; i < 20; i++) m.onUpstreamAudioDelta(DELTA_ENVELOPE + B64_100MS_PCM16);
     await m.onSessionEnd();
-    expect(ledger.spoolDepth()).toBe(3);
-    expect(m.totals).toEqual({ nanos: 2n * REFERENCE_COST_GPT_REALTIME + 2_560_000n, responses: 3 });
+    expect(ledger.spoolDepth()).toBe(2);
+    // resp_3's estimate: 40 audio tokens out × 64_000, and the context resp_2 reported
+    // (294 + 10 text × 4000, 95 + 523 audio × 32_000), re-read uncached.
+    const estimate = 2_560_000n + 304n * 4000n + 618n * 32_000n;
+    expect(m.totals).toEqual({ nanos: 2n * REFERENCE_COST_GPT_REALTIME + estimate, responses: 3 });
 
     db.down = false;
     await until(() => ledger.spoolDepth() === 0);
     // resp_1 and resp_2 exact, resp_3 estimated (40 audio tokens × 64_000): each once.
-    expect(await ledger.spend({ user: 'alice' })).toBe(2n * REFERENCE_COST_GPT_REALTIME + 2_560_000n);
+    expect(await ledger.spend({ user: 'alice' })).toBe(2n * REFERENCE_COST_GPT_REALTIME + estimate);
     expect((await ledger.usage({}))[0]).toMatchObject({ responses: 3, estimated_responses: 1 });
   });
 });

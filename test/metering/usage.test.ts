@@ -8,6 +8,7 @@ describe('parseResponseDone', () => {
     expect(parseResponseDone(done({ id: 'resp_1', object: 'realtime.response', status: 'completed', output: [], usage: REFERENCE_USAGE }))).toEqual({
       responseId: 'resp_1',
       status: 'completed',
+      usageProblem: null,
       usage: {
         input_text: 294,
         input_audio: 95,
@@ -30,9 +31,21 @@ describe('parseResponseDone', () => {
     }
   });
 
-  it('bills nothing for usage: null', () => {
-    expect(parseResponseDone(done({ id: 'r', status: 'cancelled', usage: null }))).toEqual({ responseId: 'r', status: 'cancelled', usage: null });
-    expect(parseResponseDone(done({ id: 'r', status: 'failed' }))?.usage).toBeNull();
+  it('flags usage: null and absent usage as missing (the meter estimates them)', () => {
+    expect(parseResponseDone(done({ id: 'r', status: 'cancelled', usage: null }))).toEqual({ responseId: 'r', status: 'cancelled', usage: null, usageProblem: 'missing' });
+    expect(parseResponseDone(done({ id: 'r', status: 'failed' }))?.usageProblem).toBe('missing');
+  });
+
+  it.each([
+    ['a string count', { input_tokens: '100', output_tokens: 5 }],
+    ['a fraction', { input_tokens: 1.5, output_tokens: 5 }],
+    ['a negative count', { input_tokens: 10, output_tokens: -5 }],
+    ['an absurd count', { input_tokens: 10, output_tokens: 5, output_token_details: { text_tokens: 0, audio_tokens: 1e12 } }],
+    ['details that are not objects', { input_tokens: 10, output_tokens: 5, input_token_details: 'lots' }],
+    ['no counts at all', { foo: 1 }],
+    ['not an object', 42],
+  ])('refuses usage with %s as malformed', (_what, usage) => {
+    expect(parseResponseDone(done({ id: 'r', status: 'completed', usage }))).toMatchObject({ usage: null, usageProblem: 'malformed' });
   });
 
   it('ignores other events and responses without an id', () => {

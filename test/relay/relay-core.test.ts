@@ -27,7 +27,8 @@ describe('relay core against the simulator', () => {
       audioAppend(1),
       audioAppend(2),
       JSON.stringify({ type: 'input_audio_buffer.commit' }),
-      JSON.stringify({ type: 'response.create' }),
+      // With an event_id: one without gets the relay's own (see relay-session), the only rewrite.
+      JSON.stringify({ type: 'response.create', event_id: 'evt_3' }),
     ];
     for (const f of sent) c.ws.send(f);
     await c.waitFor('response.done');

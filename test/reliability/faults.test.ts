@@ -14,6 +14,7 @@ const ONE_SECOND = Buffer.alloc(48_000, 7).toString('base64');
 
 interface LedgerRow {
   response_id: string;
+  upstream_response_id: string | null;
   session_id: string;
   status: string;
   estimated: number | boolean;
@@ -51,7 +52,7 @@ describe('faults mid-conversation', () => {
   }
 
   async function rowsOf(sessionId: string): Promise<LedgerRow[]> {
-    return r.relay.services.db.query<LedgerRow>('SELECT response_id, session_id, status, estimated, input_audio_tokens, output_audio_tokens FROM usage_ledger WHERE session_id = $1', [sessionId]);
+    return r.relay.services.db.query<LedgerRow>('SELECT response_id, upstream_response_id, session_id, status, estimated, input_audio_tokens, output_audio_tokens FROM usage_ledger WHERE session_id = $1', [sessionId]);
   }
 
   /** Resolves once the relay has finished the session on both legs (and billed its leftovers). */
@@ -136,7 +137,7 @@ describe('faults mid-conversation', () => {
     expect(Date.now() - t0).toBeLessThan(CANCEL_WAIT_MS);
 
     const rows = await until(() => rowsOf(sessionId), (x) => x.length > 0, 3000);
-    expect(rows.map((x) => [x.response_id, Boolean(x.estimated)])).toEqual([[done.response.id, false]]);
+    expect(rows.map((x) => [x.upstream_response_id, Boolean(x.estimated)])).toEqual([[done.response.id, false]]);
   });
 
   it('a client that vanishes without a close frame mid-response: upstream closed, usage billed exactly', async () => {
