@@ -186,7 +186,7 @@ export class RelaySession {
    */
   sendResponseCreate(event: string): void {
     if (this.upstream?.readyState !== OPEN) return;
-    this.upstream.send(this.registerRequest(Buffer.from(event, 'utf8')));
+    this.upstream.send(this.registerRequest(Buffer.from(event, 'utf8')), { binary: false });
   }
 
   /** Ends the session from outside (drain, budget, credential revoked): closes the client, then the upstream, letting an in-flight response finish for billing. */

@@ -82,7 +82,8 @@ describe('server-side tools: arguments, failures, integrity', () => {
     expect(sent).toEqual([2, 1, 0]);
     expect(t.webhook.calls).toHaveLength(0);
     const creates = t.r.relay.services.simulator!.stats.receivedClientEvents.filter((e) => e.type === 'response.create').map((e) => JSON.parse(e.raw) as Ev);
-    expect(creates[creates.length - 1]).toEqual({ type: 'response.create', response: { tool_choice: 'none' } });
+    // The relay names its own request (event_id) so that an upstream error can be matched to it.
+    expect(creates[creates.length - 1]).toEqual({ type: 'response.create', response: { tool_choice: 'none' }, event_id: expect.stringMatching(/^relay_/) });
     c.close();
   });
 
