@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { checkSessionUpdate, checkSystemMessages, instructionsLocked, lockedSessionUpdate, type LockedFieldError } from '../auth/locked-session';
+import { checkPromptOverride, checkSessionUpdate, checkSystemMessages, checkTranscriptionSessionUpdate, instructionsLocked, lockedSessionUpdate, type LockedFieldError } from '../auth/locked-session';
 import type { RelayConfig } from '../config/config';
 import type { Metering } from '../metering';
 import { CloseCode } from '../relay/close-codes';
@@ -70,7 +70,8 @@ export function createSessionPlanner(deps: {
     const hooks: SessionHooks = {
       initialUpstreamFrames: locked ? [JSON.stringify(lockedSessionUpdate(locked, dialect))] : [],
       clientGuards: {
-        'session.update': (event) => lockedDecision(checkSessionUpdate(locked, event), event),
+        'session.update': (event) => lockedDecision(checkSessionUpdate(locked, event) ?? checkPromptOverride(locked, event), event),
+        ...(locked ? { 'transcription_session.update': (event: ParsedEvent): GuardDecision => lockedDecision(checkTranscriptionSessionUpdate(locked), event) } : {}),
         // Only with locked instructions: otherwise items are not the relay's business, and their
         // audio content is better left unparsed.
         ...(instructionsLocked(locked)
@@ -79,7 +80,7 @@ export function createSessionPlanner(deps: {
             }
           : {}),
         'response.create': async (event) => {
-          const locking = lockedDecision(checkSessionUpdate(locked, event) ?? checkSystemMessages(locked, event), event);
+          const locking = lockedDecision(checkSessionUpdate(locked, event) ?? checkPromptOverride(locked, event) ?? checkSystemMessages(locked, event), event);
           if (locking.action === 'reject') return locking;
           if (overBudget) return refuseOverBudget(event);
           // Spend may have happened on another instance or session: ask the ledger every time.
