@@ -4,6 +4,7 @@ import {
   type LedgerEntry,
   type LedgerReader,
   type SpendFilter,
+  type SpendSubject,
   type SpendSummary,
   type UsageFilter,
   type UsageGroupBy,
@@ -158,7 +159,7 @@ export class DurableLedger implements LedgerReader {
     return this.ledger.spend(filter);
   }
 
-  spendSummary(subject: { user: string } | { tenant: string }, starts: { daily: Date; monthly: Date }): Promise<SpendSummary> {
+  spendSummary(subject: SpendSubject, starts: { daily: Date; monthly: Date }): Promise<SpendSummary> {
     return this.ledger.spendSummary(subject, starts);
   }
 

@@ -30,7 +30,7 @@ export interface RelayInstance {
    * An HTTP call through Fastify's inject, so it works the same over TLS with a self-signed
    * certificate and needs no client trust setup. JSON in, parsed JSON out (text when not JSON).
    */
-  request<T = Record<string, unknown>>(method: 'GET' | 'POST' | 'DELETE', url: string, opts?: { headers?: Record<string, string>; body?: unknown }): Promise<RelayResponse<T>>;
+  request<T = Record<string, unknown>>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, opts?: { headers?: Record<string, string>; body?: unknown }): Promise<RelayResponse<T>>;
   close(): Promise<void>;
 }
 
@@ -66,7 +66,7 @@ export async function startRelay(env: Record<string, string> = {}): Promise<Rela
   const wsUrl = `${baseUrl.replace(/^http/, 'ws')}/v1/realtime`;
 
   const request: RelayInstance['request'] = async <T>(
-    method: 'GET' | 'POST' | 'DELETE',
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
     url: string,
     opts: { headers?: Record<string, string>; body?: unknown } = {},
   ) => {
