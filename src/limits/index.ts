@@ -3,6 +3,7 @@ import Redis from 'ioredis';
 import type { RateLimiter } from '../auth/rate-limit';
 import type { Principal } from '../auth/principal';
 import type { RelayConfig } from '../config/config';
+import { AuthFailureThrottle, MemoryAuthFailureCounter, RedisAuthFailureCounter } from './auth-failures';
 import { RedisRateLimiter, RedisSessionLimiter, type WarnLogger } from './redis';
 import { MemorySessionLimiter, type Lease, type SessionLimiter } from './session-limiter';
 
@@ -10,6 +11,8 @@ export interface Limits {
   sessions: SessionLimiter;
   /** Shared minting limit when Redis is configured; undefined leaves the mint route's own. */
   mintRateLimiter?: RateLimiter;
+  /** Failed authentications per client address (AUTH_FAILURE_LIMIT per AUTH_FAILURE_WINDOW_MS). */
+  authFailures: AuthFailureThrottle;
   close(): Promise<void>;
 }
 
@@ -20,9 +23,11 @@ export interface Limits {
  */
 export async function createLimits(config: Pick<RelayConfig, 'limits' | 'auth'>, logger?: WarnLogger, opts: { keyPrefix?: string } = {}): Promise<Limits> {
   const { limits } = config;
+  const authFailureSettings = { limit: limits.authFailureLimit, windowMs: limits.authFailureWindowMs };
   if (!limits.redisUrl) {
     const sessions = new MemorySessionLimiter(limits);
-    return { sessions, close: () => sessions.close() };
+    const authFailures = new AuthFailureThrottle(new MemoryAuthFailureCounter(limits.authFailureWindowMs), authFailureSettings);
+    return { sessions, authFailures, close: () => sessions.close() };
   }
   const redis = new Redis(limits.redisUrl, {
     lazyConnect: true,
@@ -42,9 +47,11 @@ export async function createLimits(config: Pick<RelayConfig, 'limits' | 'auth'>,
   const keyPrefix = opts.keyPrefix ?? limits.redisKeyPrefix;
   const sessions = new RedisSessionLimiter({ redis, limits, keyPrefix, logger });
   const mintRateLimiter = new RedisRateLimiter({ redis, name: 'mint', limit: config.auth.mintRatePerMinute, keyPrefix, logger });
+  const authFailures = new AuthFailureThrottle(new RedisAuthFailureCounter({ redis, windowMs: limits.authFailureWindowMs, keyPrefix, logger }), authFailureSettings);
   return {
     sessions,
     mintRateLimiter,
+    authFailures,
     async close() {
       await sessions.close();
       await redis.quit().catch(() => redis.disconnect());
@@ -70,5 +77,6 @@ export async function admitConnection(limiter: SessionLimiter, principal: Princi
 
 export { installHttpHardening, DEMO_CSP } from './http-hardening';
 export { LimitExceededError, type LimitCode } from './errors';
+export { AuthFailureThrottle, MemoryAuthFailureCounter, RedisAuthFailureCounter } from './auth-failures';
 export { RedisRateLimiter, RedisSessionLimiter, DEFAULT_KEY_PREFIX } from './redis';
 export { MemorySessionLimiter, type Lease, type SessionLimiter, type SessionLimitSettings } from './session-limiter';
