@@ -114,8 +114,15 @@ export function integrityError(problem: IntegrityProblem): ProtocolError {
   };
 }
 
-/** Only these characters occur in protocol event types; a type made of them alone cannot be a look-alike. */
-const PLAIN_TYPE = /^[a-z0-9._]*$/;
+/** Only `a-z 0-9 . _` occur in protocol event types; a type made of them alone cannot be a look-alike. */
+function isPlainType(type: string): boolean {
+  for (let i = 0; i < type.length; i++) {
+    const c = type.charCodeAt(i);
+    // a-z, 0-9, '.', '_'
+    if (!((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x5f)) return false;
+  }
+  return true;
+}
 /** Whitespace, control and invisible format characters (zero-width space, BOM, bidi marks…). */
 const INVISIBLE = /[\p{White_Space}\p{Cc}\p{Cf}\p{Z}]/gu;
 
@@ -135,9 +142,16 @@ export class GuardedTypeLookalikes {
     this.folded = new Map([...guarded].map((t) => [fold(t), t]));
   }
 
+  /** The last type found plain: audio appends repeat one type, and one comparison answers them. */
+  private lastPlain = '';
+
   /** The guarded type `type` imitates, or null. Call only for types that are not guarded themselves. */
   imitated(type: string): string | null {
-    if (this.folded.size === 0 || PLAIN_TYPE.test(type)) return null;
+    if (this.folded.size === 0 || type === this.lastPlain) return null;
+    if (isPlainType(type)) {
+      this.lastPlain = type;
+      return null;
+    }
     return this.folded.get(fold(type)) ?? null;
   }
 }
