@@ -9,6 +9,7 @@ import { selectSubprotocol } from './auth/credentials';
 import { billingKeyId, type Principal } from './auth/principal';
 import type { RelayConfig } from './config/config';
 import { HttpError, installErrorHandler } from './http/errors';
+import { installJsonBodyParser } from './http/json-body';
 import { admitConnection, createLimits, installHttpHardening } from './limits';
 import { createLogger } from './logging';
 import { openMetering, type Metering } from './metering';
@@ -111,12 +112,14 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
     ...(config.tls ? { https: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } } : {}),
   }) as unknown as FastifyInstance;
   installErrorHandler(app);
+  installJsonBodyParser(app, config.limits.bodyMaxDepth);
   // Before any route: swagger documents only the routes registered after it.
   await app.register(docsRoutes);
   // >>> limits, HTTP hardening, metrics (src/limits, src/metrics): before any route.
   await installHttpHardening(app, config.limits);
   const limits = await createLimits(config, logger);
   app.addHook('onClose', () => limits.close());
+  authenticator.useFailureThrottle(limits.authFailures);
   const metrics = new RelayMetrics({
     activeSessions: () => sessions.size,
     spoolDepth: () => metering.ledger.spoolDepth(),

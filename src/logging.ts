@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { redactQueryCredentials } from './auth/query-credentials';
 
 /**
  * Paths whose values are credentials. Redacted wherever they appear in a log line, including
@@ -26,14 +27,14 @@ export const REDACT_PATHS = [
   'token',
 ];
 
-// Query parameters named like a credential, or holding a value shaped like one (relay, ephemeral
-// or provider key, bearer token, JWT). The relay refuses such requests (auth/credentials.ts),
-// but Fastify logs the URL of every request before any hook runs.
-const QUERY_CREDENTIAL_NAME = /([?&](?:api[-_]?key|key|token|access[-_]?token|auth|authorization|bearer|jwt|client[-_]?secret|secret)=)[^&#]*/gi;
-const QUERY_CREDENTIAL_VALUE = /([?&][^=&#]*=)(?:rk_|ek_|sk-|eyJ|bearer(?:\s|%20|\+))[^&#]*/gi;
-
+/**
+ * Query parameters named like a credential, or holding a value shaped like one (relay,
+ * ephemeral or provider key, bearer token, JWT), judged after percent-decoding (`%72k_` is
+ * `rk_`). The relay refuses such requests (auth/credentials.ts), but Fastify logs the URL of
+ * every request before any hook runs.
+ */
 export function redactUrlCredentials(url: string): string {
-  return url.replace(QUERY_CREDENTIAL_NAME, '$1[redacted]').replace(QUERY_CREDENTIAL_VALUE, '$1[redacted]');
+  return redactQueryCredentials(url);
 }
 
 interface LoggedRequest {

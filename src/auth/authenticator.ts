@@ -46,6 +46,15 @@ function digest(s: string): Buffer {
 export interface CredentialCarrier {
   headers: IncomingHttpHeaders;
   url?: string;
+  /** The client's address (Fastify's `request.ip`), for the failed-authentication throttle. */
+  ip?: string;
+}
+
+/** What the authenticator needs of the failed-authentication throttle (src/limits/auth-failures.ts). */
+export interface FailedAuthThrottle {
+  /** Throws (429) while the address has failed too often. */
+  assertAllowed(address: string): Promise<void>;
+  recordFailure(address: string): Promise<void>;
 }
 
 /**
@@ -137,8 +146,28 @@ export class Authenticator {
     }
   }
 
-  /** For Fastify hooks and raw `IncomingMessage`s alike: both carry headers and url. */
-  authenticateRequest(req: CredentialCarrier): Promise<Principal> {
-    return this.authenticate(req.headers, { url: req.url });
+  private throttle?: FailedAuthThrottle;
+
+  /** Throttles failed authentications per client address from now on (set once limits exist). */
+  useFailureThrottle(throttle: FailedAuthThrottle): void {
+    this.throttle = throttle;
+  }
+
+  /**
+   * For Fastify hooks and raw `IncomingMessage`s alike: both carry headers and url. With a
+   * throttle and a known client address, an address that failed too often is refused (429)
+   * before its credential is checked, and each 401 counts against it; 403 (a valid credential
+   * lacking a scope) does not.
+   */
+  async authenticateRequest(req: CredentialCarrier): Promise<Principal> {
+    const address = req.ip;
+    const throttle = address ? this.throttle : undefined;
+    if (throttle && address) await throttle.assertAllowed(address);
+    try {
+      return await this.authenticate(req.headers, { url: req.url });
+    } catch (err) {
+      if (throttle && address && err instanceof HttpError && err.statusCode === 401) await throttle.recordFailure(address);
+      throw err;
+    }
   }
 }

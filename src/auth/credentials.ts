@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { unauthorized } from './errors';
+import { decodeQueryComponent, isCredentialParam, rawQueryParams } from './query-credentials';
 
 /** Prefix of the subprotocol in which OpenAI's browser clients carry their key. */
 export const SUBPROTOCOL_KEY_PREFIX = 'openai-insecure-api-key.';
@@ -47,26 +48,19 @@ export function requestsBetaDialect(headers: IncomingHttpHeaders): boolean {
   return offeredSubprotocols(headers).includes(BETA_SUBPROTOCOL);
 }
 
-const QUERY_CREDENTIAL_NAMES = /^(api[-_]?key|key|token|access[-_]?token|auth|authorization|bearer|jwt|client[-_]?secret|secret)$/i;
-const CREDENTIAL_PREFIXES = /^(rk_|ek_|sk-|bearer\s)/i;
-
 /**
  * Refuses credentials in the URL: query strings end up in access logs, proxies and browser
- * history, so a key sent there must be treated as leaked rather than silently accepted.
+ * history, so a key sent there must be treated as leaked rather than silently accepted. Names
+ * and values are judged decoded (`?a=%72k_…` is a relay key), by the same test the log
+ * redaction uses.
  */
 export function assertNoQueryCredential(url: string | undefined): void {
   if (!url || !url.includes('?')) return;
-  let params: URLSearchParams;
-  try {
-    params = new URL(url, 'http://relay.invalid').searchParams;
-  } catch {
-    return;
-  }
-  for (const [name, value] of params) {
-    if (QUERY_CREDENTIAL_NAMES.test(name) || CREDENTIAL_PREFIXES.test(value)) {
+  for (const { name, value } of rawQueryParams(url)) {
+    if (isCredentialParam(name, value)) {
       throw unauthorized(
         'credential_in_query',
-        `Credentials are not accepted in the query string (parameter '${name}'). Send 'Authorization: Bearer <key>', ` +
+        `Credentials are not accepted in the query string (parameter '${decodeQueryComponent(name).slice(0, 64)}'). Send 'Authorization: Bearer <key>', ` +
           `or from a browser the WebSocket subprotocol '${SUBPROTOCOL_KEY_PREFIX}<key>'; treat the key you sent as leaked.`,
       );
     }

@@ -230,6 +230,11 @@ export function checkSessionUpdate(locked: LockedSessionConfig | undefined, clie
  * model weighs it like instructions. So with instructions locked, a `conversation.item.create`
  * of a system message is refused, and so is one inside `response.create`'s `input` (an
  * out-of-band response's own context). User and assistant messages are the conversation.
+ *
+ * The check is an allow-list: an item carrying any `role` other than exactly `user` or
+ * `assistant` is refused — `system`, `developer` (the Responses API's name for it), and every
+ * other spelling (`SYSTEM`, `System `), since the relay cannot know how leniently an upstream
+ * reads roles. Items without a role (function call outputs, item references) pass.
  */
 export function checkSystemMessages(locked: LockedSessionConfig | undefined, clientEvent: unknown): LockedFieldError | null {
   if (!instructionsLocked(locked) || !isObject(clientEvent)) return null;
@@ -252,8 +257,46 @@ export function instructionsLocked(locked: LockedSessionConfig | undefined): loc
   return locked !== undefined && 'instructions' in canonicalSession(locked);
 }
 
+const CONVERSATION_ROLES: ReadonlySet<unknown> = new Set(['user', 'assistant']);
+
 function isSystemMessage(item: unknown): boolean {
-  return isObject(item) && item.role === 'system';
+  return isObject(item) && Object.prototype.hasOwnProperty.call(item, 'role') && !CONVERSATION_ROLES.has(item.role);
+}
+
+/**
+ * A stored prompt (`session.prompt`, `response.prompt`) carries instructions (and may carry
+ * tools) of its own, set outside the session: with instructions or tools locked, a client's
+ * prompt would replace them. So it is refused unless the key locked that very prompt (which
+ * checkSessionUpdate compares). `prompt: null` clears nothing the key set and passes.
+ */
+export function checkPromptOverride(locked: LockedSessionConfig | undefined, clientEvent: unknown): LockedFieldError | null {
+  if (!locked || !isObject(clientEvent)) return null;
+  const canonical = canonicalSession(locked);
+  if ('prompt' in canonical || !('instructions' in canonical || 'tools' in canonical)) return null;
+  const container = clientEvent.type === 'session.update' ? 'session' : clientEvent.type === 'response.create' ? 'response' : null;
+  if (!container) return null;
+  const patch = clientEvent[container];
+  if (!isObject(patch) || patch.prompt === undefined || patch.prompt === null) return null;
+  const param = `${container}.prompt`;
+  return {
+    code: 'locked_session_field',
+    message: `'${param}': stored prompts are not accepted in this session; its instructions are fixed by the ephemeral key it was opened with.`,
+    param,
+  };
+}
+
+/**
+ * `transcription_session.update` configures a transcription session; on a beta upstream it is
+ * applied like `session.update`, so on a conversation session it is a second way to change the
+ * locked configuration. Relay sessions are conversation sessions, so on a locked one it is refused.
+ */
+export function checkTranscriptionSessionUpdate(locked: LockedSessionConfig | undefined): LockedFieldError | null {
+  if (!locked) return null;
+  return {
+    code: 'locked_session_field',
+    message: "'transcription_session.update' is not accepted in this session: it is a conversation session whose configuration is fixed by the ephemeral key it was opened with; use session.update.",
+    param: 'type',
+  };
 }
 
 /** The `error` event the relay sends the client instead of forwarding a refused event. */

@@ -101,6 +101,11 @@ export interface RelayConfig {
     maxSessionsPerKey: number;
     connectionsPerMinutePerUser: number;
     bodyLimitBytes: number;
+    /** Deepest nesting of a JSON request body; deeper bodies are refused with 400. */
+    bodyMaxDepth: number;
+    /** Failed authentications per client address per window before it gets 429; 0: off. */
+    authFailureLimit: number;
+    authFailureWindowMs: number;
     corsOrigins: string[];
   };
   metricsPort?: number;
@@ -338,6 +343,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
       maxSessionsPerKey: num('MAX_SESSIONS_PER_KEY'),
       connectionsPerMinutePerUser: num('CONNECTIONS_PER_MINUTE_PER_USER'),
       bodyLimitBytes: num('HTTP_BODY_LIMIT_BYTES'),
+      bodyMaxDepth: num('HTTP_BODY_MAX_DEPTH'),
+      authFailureLimit: num('AUTH_FAILURE_LIMIT'),
+      authFailureWindowMs: num('AUTH_FAILURE_WINDOW_MS'),
       corsOrigins: (str('CORS_ORIGINS') ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     },
     metricsPort: s.METRICS_PORT === undefined ? undefined : num('METRICS_PORT'),

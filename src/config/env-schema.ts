@@ -77,6 +77,9 @@ export const envSchema = {
     MAX_SESSIONS_PER_KEY: { type: 'integer', minimum: 1 },
     CONNECTIONS_PER_MINUTE_PER_USER: { type: 'integer', minimum: 1 },
     HTTP_BODY_LIMIT_BYTES: { type: 'integer', minimum: 1024 },
+    HTTP_BODY_MAX_DEPTH: { type: 'integer', minimum: 2, maximum: 1000 },
+    AUTH_FAILURE_LIMIT: { type: 'integer', minimum: 0 },
+    AUTH_FAILURE_WINDOW_MS: { type: 'integer', minimum: 1000 },
     CORS_ORIGINS: { type: 'string' },
     METRICS_PORT: { type: 'integer', minimum: 1, maximum: 65535 },
 

@@ -1,7 +1,7 @@
 import { HttpError } from '../http/errors';
 import type { RateLimitDecision } from '../auth/rate-limit';
 
-export type LimitCode = 'too_many_sessions' | 'connection_rate_exceeded';
+export type LimitCode = 'too_many_sessions' | 'connection_rate_exceeded' | 'too_many_failed_authentications';
 
 /**
  * A 429 refusal of a new session. Carries the Retry-After it warrants, which the HTTP layer

@@ -3,6 +3,7 @@ import Redis from 'ioredis';
 import type { RateLimiter } from '../auth/rate-limit';
 import type { Principal } from '../auth/principal';
 import type { RelayConfig } from '../config/config';
+import { AuthFailureThrottle, MemoryAuthFailureCounter, RedisAuthFailureCounter } from './auth-failures';
 import { RedisRateLimiter, RedisSessionLimiter, type WarnLogger } from './redis';
 import { MemorySessionLimiter, type Lease, type SessionLimiter } from './session-limiter';
 
@@ -12,6 +13,8 @@ export interface Limits {
   mintRateLimiter?: RateLimiter;
   /** The shared Redis connection and key prefix when REDIS_URL is set (budget reservations use it too). */
   redis?: { client: Redis; keyPrefix: string };
+  /** Failed authentications per client address (AUTH_FAILURE_LIMIT per AUTH_FAILURE_WINDOW_MS). */
+  authFailures: AuthFailureThrottle;
   close(): Promise<void>;
 }
 
@@ -22,9 +25,11 @@ export interface Limits {
  */
 export async function createLimits(config: Pick<RelayConfig, 'limits' | 'auth'>, logger?: WarnLogger, opts: { keyPrefix?: string } = {}): Promise<Limits> {
   const { limits } = config;
+  const authFailureSettings = { limit: limits.authFailureLimit, windowMs: limits.authFailureWindowMs };
   if (!limits.redisUrl) {
     const sessions = new MemorySessionLimiter(limits);
-    return { sessions, close: () => sessions.close() };
+    const authFailures = new AuthFailureThrottle(new MemoryAuthFailureCounter(limits.authFailureWindowMs), authFailureSettings);
+    return { sessions, authFailures, close: () => sessions.close() };
   }
   const redis = new Redis(limits.redisUrl, {
     lazyConnect: true,
@@ -44,10 +49,12 @@ export async function createLimits(config: Pick<RelayConfig, 'limits' | 'auth'>,
   const keyPrefix = opts.keyPrefix ?? limits.redisKeyPrefix;
   const sessions = new RedisSessionLimiter({ redis, limits, keyPrefix, logger });
   const mintRateLimiter = new RedisRateLimiter({ redis, name: 'mint', limit: config.auth.mintRatePerMinute, keyPrefix, logger });
+  const authFailures = new AuthFailureThrottle(new RedisAuthFailureCounter({ redis, windowMs: limits.authFailureWindowMs, keyPrefix, logger }), authFailureSettings);
   return {
     sessions,
     mintRateLimiter,
     redis: { client: redis, keyPrefix },
+    authFailures,
     async close() {
       await sessions.close();
       await redis.quit().catch(() => redis.disconnect());
@@ -73,5 +80,6 @@ export async function admitConnection(limiter: SessionLimiter, principal: Princi
 
 export { installHttpHardening, DEMO_CSP } from './http-hardening';
 export { LimitExceededError, type LimitCode } from './errors';
+export { AuthFailureThrottle, MemoryAuthFailureCounter, RedisAuthFailureCounter } from './auth-failures';
 export { RedisRateLimiter, RedisSessionLimiter, DEFAULT_KEY_PREFIX } from './redis';
 export { MemorySessionLimiter, type Lease, type SessionLimiter, type SessionLimitSettings } from './session-limiter';

@@ -53,25 +53,30 @@ export class BudgetGuard {
     this.cacheMs = Math.max(0, Math.min(opts.cacheMs ?? 0, 1000));
   }
 
+  /**
+   * A user is named within its tenant: alice of tenant A and alice of tenant B have separate
+   * budgets and spend, and a user of no tenant (undefined or '') is a namespace of its own.
+   */
   async check(who: { user: string; tenant?: string; keyId?: string }): Promise<BudgetCheck> {
     const verdict = await this.checkByScope(who);
     return verdict.ok ? { ok: true, remainingNanos: verdict.remainingNanos } : verdict;
   }
 
   /**
-   * Whether the subjects may spend, with what each scope's own limits leave (null: no limit): budget
-   * reservations compare a user's holds with the user's limits and a tenant's with the tenant's.
+   * check(), with what each scope's own limits leave (null: no limit): budget reservations
+   * compare a user's holds with the user's limits and a tenant's with the tenant's.
    */
   async checkByScope(who: { user: string; tenant?: string; keyId?: string }): Promise<BudgetCheck & { remainingByScope?: Record<BudgetScope, bigint | null> }> {
+    const tenant = who.tenant === undefined || who.tenant === '' ? null : who.tenant;
     const subjects: [BudgetScope, string][] = [['user', who.user]];
-    if (who.tenant !== undefined) subjects.push(['tenant', who.tenant]);
+    if (tenant !== null) subjects.push(['tenant', tenant]);
     if (who.keyId !== undefined) subjects.push(['key', who.keyId]);
     let remaining: bigint | null = null;
     const byScope: Record<BudgetScope, bigint | null> = { user: null, tenant: null, key: null };
     for (const [scope, subject] of subjects) {
-      const limits = await this.limitsFor(scope, subject);
+      const limits = await this.limitsFor(scope, subject, tenant);
       if (BUDGET_PERIODS.every((p) => limits[p] === null)) continue;
-      const spent = await this.spendOf(scope, subject);
+      const spent = await this.spendOf(scope, subject, tenant);
       for (const period of BUDGET_PERIODS) {
         const limit = limits[period];
         if (limit === null) continue;
@@ -85,13 +90,14 @@ export class BudgetGuard {
     return { ok: true, remainingNanos: remaining, remainingByScope: byScope };
   }
 
-  async status(scope: BudgetScope, subject: string): Promise<BudgetStatus> {
-    const overrides = (await this.opts.budgets.get(scope, subject)) ?? { daily: null, monthly: null, total: null };
-    return { scope, subject, limits: this.merge(scope, overrides), overrides, spent: await this.spendOf(scope, subject, true) };
+  /** `tenant` names the tenant of a user subject (null or absent: the user of no tenant). */
+  async status(scope: BudgetScope, subject: string, tenant: string | null = null): Promise<BudgetStatus> {
+    const overrides = (await this.opts.budgets.get(scope, subject, tenant)) ?? { daily: null, monthly: null, total: null };
+    return { scope, subject, limits: this.merge(scope, overrides), overrides, spent: await this.spendOf(scope, subject, tenant, true) };
   }
 
-  private async limitsFor(scope: BudgetScope, subject: string): Promise<BudgetLimits> {
-    const overrides = await this.opts.budgets.get(scope, subject);
+  private async limitsFor(scope: BudgetScope, subject: string, tenant: string | null): Promise<BudgetLimits> {
+    const overrides = await this.opts.budgets.get(scope, subject, tenant);
     return this.merge(scope, overrides ?? { daily: null, monthly: null, total: null });
   }
 
@@ -105,16 +111,16 @@ export class BudgetGuard {
     };
   }
 
-  private async spendOf(scope: BudgetScope, subject: string, fresh = false): Promise<Record<BudgetPeriod, bigint>> {
+  private async spendOf(scope: BudgetScope, subject: string, tenant: string | null, fresh = false): Promise<Record<BudgetPeriod, bigint>> {
     const now = this.now();
-    const key = `${scope}\u0000${subject}`;
+    const key = JSON.stringify(scope === 'user' ? [scope, tenant ?? '', subject] : [scope, subject]);
     const hit = this.cache.get(key);
     if (!fresh && hit && now.getTime() - hit.at < this.cacheMs) return hit.summary;
     const starts = {
       daily: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate())),
       monthly: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)),
     };
-    const summary = await this.opts.ledger.spendSummary(scope === 'user' ? { user: subject } : scope === 'tenant' ? { tenant: subject } : { key: subject }, starts);
+    const summary = await this.opts.ledger.spendSummary(scope === 'user' ? { user: subject, tenant } : scope === 'tenant' ? { tenant: subject } : { key: subject }, starts);
     if (this.cacheMs > 0) {
       if (this.cache.size > 10_000) this.cache.clear();
       this.cache.set(key, { at: now.getTime(), summary });

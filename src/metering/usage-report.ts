@@ -54,12 +54,16 @@ export function csvCell(v: string | number | null): string {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-/** RFC 4180 CSV of a usage report, one row per group. */
+/**
+ * RFC 4180 CSV of a usage report, one row per group. Grouped by user, a `tenant` column follows
+ * the user: a user id is unique only within its tenant.
+ */
 export function usageCsv(groupBy: UsageGroupBy, rows: readonly UsageRow[]): string {
-  const header = [groupBy ?? 'key', ...USAGE_COUNT_FIELDS, 'cost_usd'];
+  const byUser = groupBy === 'user';
+  const header = [groupBy ?? 'key', ...(byUser ? ['tenant'] : []), ...USAGE_COUNT_FIELDS, 'cost_usd'];
   const lines = [header.join(',')];
   for (const r of rows) {
-    lines.push([csvCell(r.key), ...USAGE_COUNT_FIELDS.map((f) => csvCell(r[f])), csvCell(formatUsd(r.cost_nanos))].join(','));
+    lines.push([csvCell(r.key), ...(byUser ? [csvCell(r.tenant ?? null)] : []), ...USAGE_COUNT_FIELDS.map((f) => csvCell(r[f])), csvCell(formatUsd(r.cost_nanos))].join(','));
   }
   return `${lines.join('\r\n')}\r\n`;
 }

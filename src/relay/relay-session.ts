@@ -5,6 +5,7 @@ import { connectUpstream, type ConnectResult } from '../upstream/connect';
 import type { UpstreamTarget } from '../upstream/provider';
 import { CloseCode, clampReason, clientCodeForUpstreamClose, type HandshakeFailure } from './close-codes';
 import { isFrameProblem, readClientFrameType, readFrameType } from './frame-type';
+import { findIntegrityProblem, GuardedTypeLookalikes, integrityError, lookalikeError } from './frame-integrity';
 import { clientEventId, errorEvent, type ProtocolError } from './protocol-errors';
 
 export type ParsedEvent = Record<string, unknown>;
@@ -102,6 +103,8 @@ export class RelaySession {
    */
   private readonly clientGuards: ReadonlyMap<string, ClientGuard>;
   private readonly upstreamTaps: ReadonlyMap<string, UpstreamTap>;
+  /** Near-misses of guarded types ("Session.Update"), refused rather than forwarded unchecked. */
+  private readonly lookalikes: GuardedTypeLookalikes;
   private readonly startedAt = Date.now();
 
   /** Client frames waiting for the upstream to open, or for an async guard to decide. */
@@ -148,6 +151,7 @@ export class RelaySession {
     this.hooks = o.hooks ?? {};
     this.clientGuards = new Map(Object.entries(this.hooks.clientGuards ?? {}));
     this.upstreamTaps = new Map(Object.entries(this.hooks.upstreamTaps ?? {}));
+    this.lookalikes = new GuardedTypeLookalikes(this.clientGuards.keys());
   }
 
   /** Starts relaying. Resolves when the session has ended on both legs. */
@@ -380,6 +384,14 @@ export class RelaySession {
     const type = read.type;
     const guard = this.clientGuards.get(type);
     if (!guard) {
+      const imitated = this.lookalikes.imitated(type);
+      if (imitated !== null) {
+        this.sendToClient(errorEvent({ ...lookalikeError(type, imitated), event_id: clientEventId(read.parsed ?? parseEvent(data)) }));
+        return;
+      }
+      // A frame read from its prefix alone (audio) is forwarded unparsed. One the reader had to
+      // parse may hide a second "type" that another parser would honour: check it whole.
+      if (read.parsed && this.refuseIfAmbiguous(data, read.parsed)) return;
       this.sendClientFrame(type, data, read.parsed);
       return;
     }
@@ -388,6 +400,7 @@ export class RelaySession {
       this.sendToClient(errorEvent({ type: 'invalid_request_error', code: 'invalid_json', message: 'The frame is not valid JSON.' }));
       return;
     }
+    if (this.refuseIfAmbiguous(data, event)) return;
     let decision: GuardDecision | Promise<GuardDecision>;
     try {
       decision = guard(event);
@@ -408,6 +421,14 @@ export class RelaySession {
         this.applyDecision(d, type, data, event);
         if (!this.ended) this.releasePending();
       });
+  }
+
+  /** Refuses (with an `error` event) a parsed frame holding a duplicate key or nested too deep. */
+  private refuseIfAmbiguous(data: Buffer, event: ParsedEvent): boolean {
+    const problem = findIntegrityProblem(data.toString('utf8'));
+    if (!problem) return false;
+    this.sendToClient(errorEvent({ ...integrityError(problem), event_id: clientEventId(event) }));
+    return true;
   }
 
   private applyDecision(d: GuardDecision, type: string, data: Buffer, event: ParsedEvent): void {

@@ -1,6 +1,9 @@
 /**
  * Budget administration: `PUT|GET|DELETE /admin/budgets/:scope/:id` with scope `user`,
- * `tenant` or `key` (an API key id) (scope `admin`); `GET /admin/budgets` lists every override. Amounts are decimal USD strings with up to nine decimals.
+ * `tenant` or `key` (an API key id) (scope `admin`); `GET /admin/budgets` lists every override.
+ * Amounts are decimal USD strings with up to nine decimals. A user is named within its tenant:
+ * `/admin/budgets/user/alice?tenant=acme` is acme's alice; without `?tenant=` it is the alice of
+ * no tenant, a namespace of its own (never "every alice").
  *
  * PUT takes `{daily_usd?, monthly_usd?, total_usd?}`: a string sets that period's limit, null
  * clears the override (a user then falls back to the configured default), an absent field is
@@ -38,6 +41,7 @@ const statusSchema = {
     object: { type: 'string', enum: ['relay.budget'] },
     scope: { type: 'string', enum: ['user', 'tenant', 'key'] },
     id: { type: 'string' },
+    tenant: { type: ['string', 'null'], description: "A user's tenant (null: none); null for tenant budgets" },
     limits: periods,
     overrides: periods,
     spent: {
@@ -55,11 +59,28 @@ const params = {
   required: ['scope', 'id'],
 } as const;
 
+const querystring = {
+  type: 'object',
+  properties: { tenant: { type: 'string', minLength: 1, maxLength: 256 } },
+  additionalProperties: false,
+} as const;
+
 const errors = { '4xx': errorBodySchema, '5xx': errorBodySchema } as const;
 
 interface Params {
   scope: BudgetScope;
   id: string;
+}
+
+interface Query {
+  tenant?: string;
+}
+
+/** The tenant a user subject is named in; a tenant subject takes none. */
+function tenantOf(params: Params, query: Query): string | null {
+  if (query.tenant === undefined) return null;
+  if (params.scope !== 'user') throw new HttpError(400, 'invalid_request', "'tenant' applies to user budgets only.", 'invalid_request_error', 'tenant');
+  return query.tenant;
 }
 
 type Body = Partial<Record<'daily_usd' | 'monthly_usd' | 'total_usd', string | null>>;
@@ -73,11 +94,12 @@ function limitsView(l: BudgetLimits): Record<string, string | null> {
   };
 }
 
-function view(s: BudgetStatus): Record<string, unknown> {
+function view(s: BudgetStatus, tenant: string | null): Record<string, unknown> {
   return {
     object: 'relay.budget',
     scope: s.scope,
     id: s.subject,
+    tenant,
     limits: limitsView(s.limits),
     overrides: limitsView(s.overrides),
     spent: { daily_usd: formatUsd(s.spent.daily), monthly_usd: formatUsd(s.spent.monthly), total_usd: formatUsd(s.spent.total) },
@@ -92,17 +114,19 @@ export const adminBudgetRoutes: FastifyPluginAsync<AdminBudgetRoutesOptions> = a
 
   const path = '/admin/budgets/:scope/:id';
 
-  app.put<{ Params: Params; Body: Body }>(
+  app.put<{ Params: Params; Body: Body; Querystring: Query }>(
     path,
     {
       schema: {
         params,
+        querystring,
         body: { type: 'object', properties: { daily_usd: amount, monthly_usd: amount, total_usd: amount } },
         response: { 200: statusSchema, ...errors },
       },
     },
     async (req) => {
       const body = req.body ?? {};
+      const tenant = tenantOf(req.params, req.query);
       // Fastify's ajv drops unknown properties silently; a misspelt `daily` must not be a no-op.
       const unknown = Object.keys(body).find((k) => !BODY_FIELDS.has(k));
       if (unknown !== undefined) {
@@ -120,9 +144,9 @@ export const adminBudgetRoutes: FastifyPluginAsync<AdminBudgetRoutesOptions> = a
           throw err;
         }
       }
-      await opts.budgets.update(req.params.scope, req.params.id, patch);
-      req.log.info({ action: 'budget.update', scope: req.params.scope, subject: req.params.id, body }, 'admin action');
-      return view(await opts.guard.status(req.params.scope, req.params.id));
+      await opts.budgets.update(req.params.scope, req.params.id, patch, tenant);
+      req.log.info({ action: 'budget.update', scope: req.params.scope, subject: req.params.id, tenant, body }, 'admin action');
+      return view(await opts.guard.status(req.params.scope, req.params.id, tenant), tenant);
     },
   );
 
@@ -132,20 +156,22 @@ export const adminBudgetRoutes: FastifyPluginAsync<AdminBudgetRoutesOptions> = a
     async () => {
       const stored = await opts.budgets.list();
       const data = [];
-      for (const b of stored) data.push(view(await opts.guard.status(b.scope, b.subject)));
+      for (const b of stored) data.push(view(await opts.guard.status(b.scope, b.subject, b.tenant), b.tenant));
       return { object: 'list', data };
     },
   );
 
-  app.get<{ Params: Params }>(path, { schema: { params, response: { 200: statusSchema, ...errors } } }, async (req) =>
-    view(await opts.guard.status(req.params.scope, req.params.id)),
-  );
+  app.get<{ Params: Params; Querystring: Query }>(path, { schema: { params, querystring, response: { 200: statusSchema, ...errors } } }, async (req) => {
+    const tenant = tenantOf(req.params, req.query);
+    return view(await opts.guard.status(req.params.scope, req.params.id, tenant), tenant);
+  });
 
-  app.delete<{ Params: Params }>(path, { schema: { params, response: { 200: statusSchema, ...errors } } }, async (req) => {
-    if (!(await opts.budgets.remove(req.params.scope, req.params.id))) {
-      throw new HttpError(404, 'budget_not_found', `No budget override for ${req.params.scope} '${req.params.id}'.`);
+  app.delete<{ Params: Params; Querystring: Query }>(path, { schema: { params, querystring, response: { 200: statusSchema, ...errors } } }, async (req) => {
+    const tenant = tenantOf(req.params, req.query);
+    if (!(await opts.budgets.remove(req.params.scope, req.params.id, tenant))) {
+      throw new HttpError(404, 'budget_not_found', `No budget override for ${req.params.scope} '${req.params.id}'${tenant === null ? '' : ` of tenant '${tenant}'`}.`);
     }
-    req.log.info({ action: 'budget.delete', scope: req.params.scope, subject: req.params.id }, 'admin action');
-    return view(await opts.guard.status(req.params.scope, req.params.id));
+    req.log.info({ action: 'budget.delete', scope: req.params.scope, subject: req.params.id, tenant }, 'admin action');
+    return view(await opts.guard.status(req.params.scope, req.params.id, tenant), tenant);
   });
 };

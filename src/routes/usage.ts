@@ -42,7 +42,11 @@ const totalsSchema = {
 
 const rowSchema = {
   type: 'object',
-  properties: { key: { type: ['string', 'null'] }, ...totalsSchema.properties },
+  properties: {
+    key: { type: ['string', 'null'] },
+    tenant: { type: ['string', 'null'], description: "group_by=user: the user's tenant (null: none)" },
+    ...totalsSchema.properties,
+  },
   required: ['key', ...totalsSchema.required],
 } as const;
 
@@ -131,7 +135,7 @@ async function report(
     from: filter.from?.toISOString() ?? null,
     to: filter.to?.toISOString() ?? null,
     group_by: groupBy,
-    data: rows.map((r) => ({ key: r.key, ...view(r) })),
+    data: rows.map((r) => ({ key: r.key, ...(r.tenant !== undefined ? { tenant: r.tenant } : {}), ...view(r) })),
     total: view(sumRows(rows)),
   };
 }
@@ -162,8 +166,9 @@ export const usageRoutes: FastifyPluginAsync<UsageRoutesOptions> = async (app, o
       const p = principals.get(req);
       if (!p) throw new HttpError(401, 'missing_credential', 'Authentication required.');
       const { from, to } = range(req.query);
-      // The tenant narrows the user: two tenants may each have a user called "alice".
-      const filter: UsageFilter = { user: p.user, tenant: p.tenant, from, to };
+      // The tenant narrows the user: two tenants may each have a user called "alice", and a
+      // user of no tenant sees only the rows of no tenant (null), never every tenant's alice.
+      const filter: UsageFilter = { user: p.user, tenant: p.tenant || null, from, to };
       return report(req, reply, opts.ledger, filter, req.query.group_by ?? null);
     },
   );

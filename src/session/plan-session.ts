@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { billingKeyId } from '../auth/principal';
-import { checkSessionUpdate, checkSystemMessages, instructionsLocked, lockedSessionUpdate, type LockedFieldError } from '../auth/locked-session';
+import { checkPromptOverride, checkSessionUpdate, checkSystemMessages, checkTranscriptionSessionUpdate, instructionsLocked, lockedSessionUpdate, type LockedFieldError } from '../auth/locked-session';
 import type { RelayConfig } from '../config/config';
 import type { Metering } from '../metering';
 import { parseUsd } from '../metering/money';
@@ -117,7 +117,7 @@ export function createSessionPlanner(deps: {
     const hooks: SessionHooks = {
       initialUpstreamFrames: locked ? [JSON.stringify(lockedSessionUpdate(locked, dialect))] : [],
       clientGuards: {
-        'session.update': (event) => refuseWhenOver(event, () => lockedDecision(checkSessionUpdate(locked, event), event)),
+        'session.update': (event) => refuseWhenOver(event, () => lockedDecision(checkSessionUpdate(locked, event) ?? checkPromptOverride(locked, event), event)),
         // Only with locked instructions: otherwise items are not the relay's business, and their
         // audio content is better left unparsed.
         ...(instructionsLocked(locked)
@@ -126,7 +126,7 @@ export function createSessionPlanner(deps: {
             }
           : {}),
         'response.create': async (event) => {
-          const locking = lockedDecision(checkSessionUpdate(locked, event) ?? checkSystemMessages(locked, event), event);
+          const locking = lockedDecision(checkSessionUpdate(locked, event) ?? checkPromptOverride(locked, event) ?? checkSystemMessages(locked, event), event);
           if (locking.action === 'reject') return locking;
           if (overBudget) return refuseOverBudget(event);
           if (holds) {
@@ -161,7 +161,10 @@ export function createSessionPlanner(deps: {
           }
           return { action: 'forward' };
         },
-        'transcription_session.update': (event) => refuseWhenOver(event, () => ({ action: 'forward' })),
+        // A conversation session has no transcription session to update: on a locked one, the event
+        // is a side door to the locked fields; once over budget, it could turn transcription back on.
+        'transcription_session.update': (event) =>
+          refuseWhenOver(event, () => (locked ? lockedDecision(checkTranscriptionSessionUpdate(locked), event) : { action: 'forward' })),
       },
       onResponseRequested: (requestId) => holds?.requested(requestId),
       onResponseRequestAnswered: (requestId, answer) => holds?.answered(requestId, answer),

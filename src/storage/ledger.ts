@@ -127,14 +127,16 @@ export type InsertResult = 'inserted' | 'duplicate' | 'replaced';
 
 export interface SpendFilter {
   user?: string;
-  tenant?: string;
+  /** Absent: any tenant. null (or ''): only rows of no tenant, a namespace of its own. */
+  tenant?: string | null;
   /** Inclusive lower bound. */
   since?: Date;
 }
 
 export interface UsageFilter {
   user?: string;
-  tenant?: string;
+  /** Absent: any tenant. null (or ''): only rows of no tenant, a namespace of its own. */
+  tenant?: string | null;
   model?: string;
   /** Inclusive. */
   from?: Date;
@@ -162,7 +164,15 @@ export interface UsageTotals {
 export interface UsageRow extends UsageTotals {
   /** The UTC day (YYYY-MM-DD), model, user, key id, tenant or session id of the group; null when not grouped (or a row without a key or tenant). */
   key: string | null;
+  /** Grouped by user: the user's tenant (null: none), since a user id is unique only within its tenant. */
+  tenant?: string | null;
 }
+
+/**
+ * Whose spend a budget counts: a user within its tenant (null or '': the user of no tenant, never
+ * "every tenant's user of that name"), a whole tenant, or one credential (API key id).
+ */
+export type SpendSubject = { user: string; tenant: string | null } | { tenant: string } | { key: string };
 
 /** Spend over several windows at once, for budget checks. */
 export interface SpendSummary {
@@ -170,9 +180,6 @@ export interface SpendSummary {
   monthly: bigint;
   total: bigint;
 }
-
-/** Whose spend a budget counts: a user, a tenant, or one credential (API key id). */
-export type SpendSubject = { user: string } | { tenant: string } | { key: string };
 
 /** The reading side, shared by Ledger and DurableLedger, so routes and guards take either. */
 export interface LedgerReader {
@@ -305,20 +312,26 @@ export class Ledger implements LedgerReader {
   }
 
   async spend(filter: SpendFilter): Promise<bigint> {
-    const where = new WhereClause().add('user_id', '=', filter.user).add('tenant_id', '=', filter.tenant).add('created_at', '>=', filter.since?.getTime());
+    const where = new WhereClause().add('user_id', '=', filter.user).addTenant('tenant_id', filter.tenant).add('created_at', '>=', filter.since?.getTime());
     const rows = await this.db.query<{ spend: unknown }>(`SELECT ${sumText('cost_nanos')} AS spend FROM usage_ledger${where}`, where.params);
     return toBigInt(rows[0]?.spend ?? '0');
   }
 
-  /** Daily, monthly and all-time spend of one user, tenant or key in one indexed scan. */
+  /** Daily, monthly and all-time spend of one user (within its tenant), tenant or key in one indexed scan. */
   async spendSummary(subject: SpendSubject, starts: { daily: Date; monthly: Date }): Promise<SpendSummary> {
-    const [column, id] = 'user' in subject ? ['user_id', subject.user] : 'tenant' in subject ? ['tenant_id', subject.tenant] : ['key_id', subject.key];
+    // A user is named within its tenant: filter on both (the user_id index narrows the scan).
+    const [where, params] =
+      'user' in subject
+        ? [`user_id = $1 AND COALESCE(tenant_id, '') = $4`, [subject.user, subject.tenant ?? '']]
+        : 'tenant' in subject
+          ? ['tenant_id = $1', [subject.tenant]]
+          : ['key_id = $1', [subject.key]];
     const rows = await this.db.query<{ daily: unknown; monthly: unknown; total: unknown }>(
       `SELECT ${sumText('CASE WHEN created_at >= $2 THEN cost_nanos ELSE 0 END')} AS daily,
               ${sumText('CASE WHEN created_at >= $3 THEN cost_nanos ELSE 0 END')} AS monthly,
               ${sumText('cost_nanos')} AS total
-       FROM usage_ledger WHERE ${column} = $1`,
-      [id, starts.daily.getTime(), starts.monthly.getTime()],
+       FROM usage_ledger WHERE ${where}`,
+      [params[0], starts.daily.getTime(), starts.monthly.getTime(), ...params.slice(1)],
     );
     const r = rows[0];
     return { daily: toBigInt(r?.daily ?? '0'), monthly: toBigInt(r?.monthly ?? '0'), total: toBigInt(r?.total ?? '0') };
@@ -327,14 +340,17 @@ export class Ledger implements LedgerReader {
   async usage(filter: UsageFilter, groupBy: UsageGroupBy = null): Promise<UsageRow[]> {
     const where = new WhereClause()
       .add('user_id', '=', filter.user)
-      .add('tenant_id', '=', filter.tenant)
+      .addTenant('tenant_id', filter.tenant)
       .add('model', '=', filter.model)
       .add('created_at', '>=', filter.from?.getTime())
       .add('created_at', '<', filter.to?.getTime());
 
     const key = this.groupExpression(groupBy);
+    const byUser = groupBy === 'user';
     const select = [
       `${key} AS group_key`,
+      // Two tenants may each have an "alice": grouping by user groups by (tenant, user).
+      ...(byUser ? ["COALESCE(tenant_id, '') AS group_tenant"] : []),
       'CAST(COUNT(*) AS TEXT) AS responses',
       `${sumText('CASE WHEN estimated THEN 1 ELSE 0 END')} AS estimated_responses`,
       ...TOKEN_COLUMNS.map(([, c]) => `${sumText(c)} AS ${c}`),
@@ -342,11 +358,12 @@ export class Ledger implements LedgerReader {
     ];
     const grouped = groupBy !== null;
     const rows = await this.db.query<Record<string, unknown>>(
-      `SELECT ${select.join(', ')} FROM usage_ledger${where}` + (grouped ? ' GROUP BY 1 ORDER BY 1' : ''),
+      `SELECT ${select.join(', ')} FROM usage_ledger${where}` + (byUser ? ' GROUP BY 1, 2 ORDER BY 1, 2' : grouped ? ' GROUP BY 1 ORDER BY 1' : ''),
       where.params,
     );
     return rows.map((r) => ({
       key: grouped && r.group_key !== null && r.group_key !== undefined ? String(r.group_key) : null,
+      ...(byUser ? { tenant: r.group_tenant === null || r.group_tenant === undefined || r.group_tenant === '' ? null : String(r.group_tenant) } : {}),
       responses: toNumber(r.responses),
       estimated_responses: toNumber(r.estimated_responses),
       input_text_tokens: toNumber(r.input_text_tokens),

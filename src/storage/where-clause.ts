@@ -16,6 +16,17 @@ export class WhereClause {
     return this;
   }
 
+  /**
+   * Adds a tenant condition: undefined adds nothing (any tenant), null or '' matches the rows
+   * of no tenant only, which are a namespace of their own (stored as NULL or ''), never "any".
+   */
+  addTenant(column: string, tenant: string | null | undefined): this {
+    if (tenant === undefined) return this;
+    this.params.push(tenant ?? '');
+    this.conditions.push(`COALESCE(${column}, '') = $${this.params.length}`);
+    return this;
+  }
+
   /** ` WHERE …`, or nothing without conditions. */
   toString(): string {
     return this.conditions.length ? ` WHERE ${this.conditions.join(' AND ')}` : '';

@@ -73,9 +73,11 @@ describe('realtime-relay usage', () => {
   it('groups by user across everyone when --user is left out', async () => {
     const r = await report(['--group-by', 'user']);
     expect(r.user).toBeNull();
-    expect(r.data.map((d) => [d.key, d.responses])).toEqual([
-      ['=bob', 1],
-      ['alice', 4],
+    // A user id is unique only within its tenant: acme's alice and other's alice are two rows.
+    expect(r.data.map((d) => [d.key, d.tenant, d.responses])).toEqual([
+      ['=bob', 'acme', 1],
+      ['alice', 'acme', 3],
+      ['alice', 'other', 1],
     ]);
   });
 
@@ -89,10 +91,10 @@ describe('realtime-relay usage', () => {
     expect(r).toMatchObject({ code: 0, err: '' });
     const lines = r.out.split('\r\n');
     expect(lines[0]).toBe(
-      'user,responses,estimated_responses,input_text_tokens,input_audio_tokens,input_image_tokens,cached_text_tokens,cached_audio_tokens,cached_image_tokens,output_text_tokens,output_audio_tokens,audio_duration_ms,cost_usd',
+      'user,tenant,responses,estimated_responses,input_text_tokens,input_audio_tokens,input_image_tokens,cached_text_tokens,cached_audio_tokens,cached_image_tokens,output_text_tokens,output_audio_tokens,audio_duration_ms,cost_usd',
     );
-    expect(lines[1]).toBe("'=bob,1,0,1,0,0,0,0,0,0,0,0,0.000000005");
-    expect(lines[2]).toBe('alice,3,1,100,10,0,0,4,0,7,50,0,1.000000033');
+    expect(lines[1]).toBe("'=bob,acme,1,0,1,0,0,0,0,0,0,0,0,0.000000005");
+    expect(lines[2]).toBe('alice,acme,3,1,100,10,0,0,4,0,7,50,0,1.000000033');
     expect(lines[3]).toBe('');
     expect(lines).toHaveLength(4);
   });

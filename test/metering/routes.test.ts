@@ -23,7 +23,7 @@ const ADMIN = { authorization: 'Bearer root:admin' };
 interface Body {
   [key: string]: unknown;
   error: { code: string; param: string | null };
-  data: { key: string | null; responses: number; cost_usd: string }[];
+  data: { key: string | null; tenant?: string | null; responses: number; cost_usd: string }[];
   total: { cost_usd: string };
   limits: Record<string, string | null>;
   overrides: Record<string, string | null>;
@@ -151,9 +151,11 @@ describe('usage and budget routes', () => {
       const res = await inject({ method: 'GET', url: '/admin/usage?group_by=user', headers: ADMIN });
       expect(res.statusCode).toBe(200);
       const body = res.json();
-      expect(body.data.map((r) => [r.key, r.responses, r.cost_usd])).toEqual([
-        ['alice', 3, '0.012346456'], // 12_345_678 + 1 + 777
-        ['bob', 1, '1.000000000'],
+      // A user id is unique only within its tenant: each (user, tenant) is its own row.
+      expect(body.data.map((r) => [r.key, r.tenant, r.responses, r.cost_usd])).toEqual([
+        ['alice', 'acme', 2, '0.012345679'], // 12_345_678 + 1
+        ['alice', 'other', 1, '0.000000777'],
+        ['bob', 'globex', 1, '1.000000000'],
       ]);
       expect(body.total.cost_usd).toBe('1.012346456');
     });
@@ -166,7 +168,7 @@ describe('usage and budget routes', () => {
     it('escapes CSV cells', async () => {
       await ledger.insert(entry({ user: '=cmd,"x"', costNanos: 5n }));
       const res = await inject({ method: 'GET', url: '/admin/usage?group_by=user', headers: { ...ADMIN, accept: 'text/csv' } });
-      expect(res.body).toContain(`"'=cmd,""x""",1,`);
+      expect(res.body).toContain(`"'=cmd,""x""",acme,1,`);
     });
 
     it('is for admins only', async () => {
@@ -177,29 +179,30 @@ describe('usage and budget routes', () => {
 
   describe('/admin/budgets', () => {
     it('sets, reads and clears limits, with spend per period', async () => {
-      const put = await inject({ method: 'PUT', url: '/admin/budgets/user/bob', headers: ADMIN, payload: { daily_usd: '2.5', total_usd: '100' } });
+      const put = await inject({ method: 'PUT', url: '/admin/budgets/user/bob?tenant=globex', headers: ADMIN, payload: { daily_usd: '2.5', total_usd: '100' } });
       expect(put.statusCode).toBe(200);
       expect(put.json()).toEqual({
         object: 'relay.budget',
         scope: 'user',
         id: 'bob',
+        tenant: 'globex',
         limits: { daily_usd: '2.500000000', monthly_usd: null, total_usd: '100.000000000' },
         overrides: { daily_usd: '2.500000000', monthly_usd: null, total_usd: '100.000000000' },
         spent: { daily_usd: '0.000000000', monthly_usd: '0.000000000', total_usd: '1.000000000' },
       });
 
-      const cleared = await inject({ method: 'PUT', url: '/admin/budgets/user/bob', headers: ADMIN, payload: { daily_usd: null } });
+      const cleared = await inject({ method: 'PUT', url: '/admin/budgets/user/bob?tenant=globex', headers: ADMIN, payload: { daily_usd: null } });
       // Cleared: the configured default ($5/day) applies again.
       expect(cleared.json().limits).toEqual({ daily_usd: '5.000000000', monthly_usd: null, total_usd: '100.000000000' });
       expect(cleared.json().overrides.daily_usd).toBeNull();
 
-      const get = await inject({ method: 'GET', url: '/admin/budgets/user/bob', headers: ADMIN });
+      const get = await inject({ method: 'GET', url: '/admin/budgets/user/bob?tenant=globex', headers: ADMIN });
       expect(get.json().limits.total_usd).toBe('100.000000000');
 
-      const del = await inject({ method: 'DELETE', url: '/admin/budgets/user/bob', headers: ADMIN });
+      const del = await inject({ method: 'DELETE', url: '/admin/budgets/user/bob?tenant=globex', headers: ADMIN });
       expect(del.statusCode).toBe(200);
       expect(del.json().overrides).toEqual({ daily_usd: null, monthly_usd: null, total_usd: null });
-      const again = await inject({ method: 'DELETE', url: '/admin/budgets/user/bob', headers: ADMIN });
+      const again = await inject({ method: 'DELETE', url: '/admin/budgets/user/bob?tenant=globex', headers: ADMIN });
       expect(again.statusCode).toBe(404);
       expect(again.json().error.code).toBe('budget_not_found');
     });

@@ -65,19 +65,19 @@ describe.each(BACKENDS)('budgets on %s', (backend) => {
       await ledger.insert(entry({ costNanos: 5n * USD, createdAt: MONTH_START - 1 })); // last month
       // spent: daily 1, monthly 4, total 9
 
-      await store.update('user', 'alice', { daily: 2n * USD });
-      expect(await guard().check({ user: 'alice' })).toEqual({ ok: true, remainingNanos: USD });
+      await store.update('user', 'alice', { daily: 2n * USD }, 'acme');
+      expect(await guard().check({ user: 'alice', tenant: 'acme' })).toEqual({ ok: true, remainingNanos: USD });
 
-      await store.update('user', 'alice', { monthly: 4n * USD });
+      await store.update('user', 'alice', { monthly: 4n * USD }, 'acme');
       // Reaching the limit exactly is enough to refuse: nothing is left to spend.
-      expect(await guard().check({ user: 'alice' })).toEqual({ ok: false, scope: 'user', period: 'monthly', limitNanos: 4n * USD, spentNanos: 4n * USD });
+      expect(await guard().check({ user: 'alice', tenant: 'acme' })).toEqual({ ok: false, scope: 'user', period: 'monthly', limitNanos: 4n * USD, spentNanos: 4n * USD });
 
-      await store.update('user', 'alice', { monthly: null, total: 8n * USD });
-      expect(await guard().check({ user: 'alice' })).toEqual({ ok: false, scope: 'user', period: 'total', limitNanos: 8n * USD, spentNanos: 9n * USD });
+      await store.update('user', 'alice', { monthly: null, total: 8n * USD }, 'acme');
+      expect(await guard().check({ user: 'alice', tenant: 'acme' })).toEqual({ ok: false, scope: 'user', period: 'total', limitNanos: 8n * USD, spentNanos: 9n * USD });
 
-      await store.update('user', 'alice', { total: 100n * USD });
+      await store.update('user', 'alice', { total: 100n * USD }, 'acme');
       // daily leaves 1, total 91: the smallest remaining wins.
-      expect(await guard().check({ user: 'alice' })).toEqual({ ok: true, remainingNanos: USD });
+      expect(await guard().check({ user: 'alice', tenant: 'acme' })).toEqual({ ok: true, remainingNanos: USD });
     });
 
     it('applies configured defaults to users (not tenants), overridable per user', async () => {
@@ -85,7 +85,7 @@ describe.each(BACKENDS)('budgets on %s', (backend) => {
       const g = guard({ daily: '0.5', monthly: '10.000001' });
       expect(await g.check({ user: 'alice', tenant: 'acme' })).toEqual({ ok: false, scope: 'user', period: 'daily', limitNanos: 500_000_000n, spentNanos: 600_000_000n });
       expect(await g.check({ user: 'bob' })).toEqual({ ok: true, remainingNanos: 500_000_000n });
-      await store.update('user', 'alice', { daily: USD });
+      await store.update('user', 'alice', { daily: USD }, 'acme');
       expect(await g.check({ user: 'alice', tenant: 'acme' })).toEqual({ ok: true, remainingNanos: 400_000_000n });
       const status = await g.status('tenant', 'acme');
       expect(status.limits).toEqual({ daily: null, monthly: null, total: null });
@@ -133,18 +133,53 @@ describe('one budget across relay instances sharing PostgreSQL', () => {
     const guardB = new BudgetGuard({ budgets: new BudgetStore(second), ledger: b, now, cacheMs: 1000 });
 
     // The admin sets the limit through instance A.
-    await new BudgetStore(t.db).update('user', 'alice', { daily: USD });
-    expect(await guardB.check({ user: 'alice' })).toEqual({ ok: true, remainingNanos: USD });
+    await new BudgetStore(t.db).update('user', 'alice', { daily: USD }, 'acme');
+    expect(await guardB.check({ user: 'alice', tenant: 'acme' })).toEqual({ ok: true, remainingNanos: USD });
 
     // Alice's session runs on instance A and spends the whole dollar.
     expect(await a.record(entry({ costNanos: 600_000_000n, createdAt: Date.now() }))).toBe('inserted');
     expect(await a.record(entry({ costNanos: 400_000_000n, createdAt: Date.now() }))).toBe('inserted');
-    expect(await guardA.check({ user: 'alice' })).toMatchObject({ ok: false, period: 'daily', spentNanos: USD });
+    expect(await guardA.check({ user: 'alice', tenant: 'acme' })).toMatchObject({ ok: false, period: 'daily', spentNanos: USD });
 
     // Instance B's guard caches for at most 1 s, then sees A's spend.
     await new Promise((r) => setTimeout(r, 1050));
-    expect(await guardB.check({ user: 'alice' })).toEqual({ ok: false, scope: 'user', period: 'daily', limitNanos: USD, spentNanos: USD });
+    expect(await guardB.check({ user: 'alice', tenant: 'acme' })).toEqual({ ok: false, scope: 'user', period: 'daily', limitNanos: USD, spentNanos: USD });
     await a.flush(0);
     await b.flush(0);
+  });
+});
+
+describe.each(BACKENDS)('budgets per (tenant, user) on %s', (backend) => {
+  let t: TestDatabase;
+  afterEach(async () => {
+    await t.cleanup();
+  });
+
+  it('keeps rows stored before the tenant column (as the user of no tenant) and separates tenants after it', async () => {
+    t = await openTestDatabase(backend);
+    await migrate(t.db, [...ledgerMigrations, budgetMigrations[0]]);
+    await t.db.run("INSERT INTO budgets (scope, subject, daily_nanos, updated_at) VALUES ('user', 'alice', 7, 1), ('tenant', 'acme', 9, 1)");
+    expect(await migrate(t.db, budgetMigrations)).toEqual(['budgets_002_tenant']);
+    const store = new BudgetStore(t.db, () => NOW);
+    expect(await store.get('user', 'alice')).toEqual({ daily: 7n, monthly: null, total: null });
+    expect(await store.get('tenant', 'acme')).toEqual({ daily: 9n, monthly: null, total: null });
+    expect(await store.get('user', 'alice', 'acme')).toBeNull();
+
+    await store.update('user', 'alice', { daily: 1n }, 'acme');
+    await store.update('user', 'alice', { daily: 2n }, 'globex');
+    expect(await store.get('user', 'alice', 'acme')).toEqual({ daily: 1n, monthly: null, total: null });
+    expect(await store.get('user', 'alice', 'globex')).toEqual({ daily: 2n, monthly: null, total: null });
+    expect(await store.get('user', 'alice')).toEqual({ daily: 7n, monthly: null, total: null });
+    expect(await store.remove('user', 'alice', 'acme')).toBe(true);
+    expect(await store.get('user', 'alice', 'globex')).not.toBeNull();
+
+    // Spend follows the same namespaces: acme's alice spent, the alice of no tenant did not.
+    const ledger = new Ledger(t.db);
+    await ledger.insert(entry({ user: 'alice', tenant: 'acme', costNanos: 5n, createdAt: NOW.getTime() }));
+    const g = new BudgetGuard({ budgets: store, ledger, now: () => NOW });
+    expect(await g.check({ user: 'alice', tenant: 'globex' })).toEqual({ ok: true, remainingNanos: 2n });
+    expect(await g.check({ user: 'alice' })).toEqual({ ok: true, remainingNanos: 7n });
+    await store.update('user', 'alice', { daily: 5n }, 'acme');
+    expect(await g.check({ user: 'alice', tenant: 'acme' })).toMatchObject({ ok: false, scope: 'user', spentNanos: 5n });
   });
 });

@@ -60,7 +60,7 @@ describe.each(BACKENDS)('Ledger on %s', (backend) => {
     await ledger.insert(entry({ createdAt: T0, costNanos: 10n }));
     await ledger.insert(entry({ createdAt: T0 + 1, costNanos: 100n }));
     expect(await ledger.spend({ user: 'alice', since: new Date(T0) })).toBe(110n);
-    const s = await ledger.spendSummary({ user: 'alice' }, { daily: new Date(T0 + 1), monthly: new Date(T0) });
+    const s = await ledger.spendSummary({ user: 'alice', tenant: 'acme' }, { daily: new Date(T0 + 1), monthly: new Date(T0) });
     expect(s).toEqual({ daily: 100n, monthly: 110n, total: 111n });
     expect(await ledger.spendSummary({ tenant: 'other' }, { daily: new Date(T0), monthly: new Date(T0) })).toEqual({ daily: 0n, monthly: 0n, total: 0n });
   });

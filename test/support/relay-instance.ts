@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import type { OutgoingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Logger } from 'pino';
 import type { Scope } from '../../src/auth/principal';
 import { createRelay, type Relay } from '../../src/app';
 import { loadConfig } from '../../src/config/config';
@@ -30,7 +31,7 @@ export interface RelayInstance {
    * An HTTP call through Fastify's inject, so it works the same over TLS with a self-signed
    * certificate and needs no client trust setup. JSON in, parsed JSON out (text when not JSON).
    */
-  request<T = Record<string, unknown>>(method: 'GET' | 'POST' | 'DELETE', url: string, opts?: { headers?: Record<string, string>; body?: unknown }): Promise<RelayResponse<T>>;
+  request<T = Record<string, unknown>>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, opts?: { headers?: Record<string, string>; body?: unknown }): Promise<RelayResponse<T>>;
   close(): Promise<void>;
 }
 
@@ -39,7 +40,7 @@ export interface RelayInstance {
  * built-in simulator, with its own SQLite file and spool in a temp dir. `env` overrides any
  * setting (e.g. TLS_CERT_FILE / TLS_KEY_FILE, DEMO_ENABLED).
  */
-export async function startRelay(env: Record<string, string> = {}): Promise<RelayInstance> {
+export async function startRelay(env: Record<string, string> = {}, opts: { logger?: Logger } = {}): Promise<RelayInstance> {
   const dir = mkdtempSync(path.join(tmpdir(), 'relay-e2e-'));
   const config = loadConfig({
     NODE_ENV: 'test',
@@ -57,7 +58,7 @@ export async function startRelay(env: Record<string, string> = {}): Promise<Rela
   });
   let relay: Relay;
   try {
-    relay = await createRelay(config);
+    relay = await createRelay(config, opts.logger ? { logger: opts.logger } : {});
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;
@@ -66,7 +67,7 @@ export async function startRelay(env: Record<string, string> = {}): Promise<Rela
   const wsUrl = `${baseUrl.replace(/^http/, 'ws')}/v1/realtime`;
 
   const request: RelayInstance['request'] = async <T>(
-    method: 'GET' | 'POST' | 'DELETE',
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
     url: string,
     opts: { headers?: Record<string, string>; body?: unknown } = {},
   ) => {

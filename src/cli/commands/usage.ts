@@ -109,7 +109,7 @@ export async function usageCommand(argv: string[], io: CliIo): Promise<number> {
         from: from?.toISOString() ?? null,
         to: to?.toISOString() ?? null,
         group_by: groupBy,
-        data: rows.map((r) => ({ key: r.key, ...totalsView(r) })),
+        data: rows.map((r) => ({ key: r.key, ...(r.tenant !== undefined ? { tenant: r.tenant } : {}), ...totalsView(r) })),
         total: totalsView(total),
       }),
     );
@@ -120,7 +120,7 @@ export async function usageCommand(argv: string[], io: CliIo): Promise<number> {
     ...COUNT_FIELDS.map((f): Column => ({ header: HEADERS[f], align: 'right' })),
     { header: 'COST_USD', align: 'right' },
   ];
-  const body = groupBy === null ? [cells('total', total)] : [...rows.map((r) => cells(r.key ?? '-', r)), cells('total', total)];
+  const body = groupBy === null ? [cells('total', total)] : [...rows.map((r) => cells(r.tenant ? `${r.key ?? '-'} (${r.tenant})` : (r.key ?? '-'), r)), cells('total', total)];
   io.stdout(table(columns, body));
   return EXIT.ok;
 }
