@@ -13,7 +13,7 @@ import { installJsonBodyParser } from './http/json-body';
 import { admitConnection, createLimits, installHttpHardening } from './limits';
 import { createLogger } from './logging';
 import { openMetering, type Metering } from './metering';
-import { BudgetReservations, RedisReservationStore, SqlReservationStore } from './metering/reservations';
+import { BudgetReservations, MemoryReservationStore, RedisReservationStore, SqlReservationStore } from './metering/reservations';
 import { attachMetrics, combineObservers, RelayMetrics } from './metrics';
 import { registerToolMetrics } from './metrics/tool-metrics';
 import { SessionRegistry } from './relay/session-registry';
@@ -131,9 +131,14 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
   // <<< limits, HTTP hardening, metrics
   const admin = await openAdminServices({ config, db, guard: metering.guard, logger, registry: metrics.registry });
   app.addHook('onClose', () => admin.close());
-  // In-flight budget reservations: in Redis when configured (shared by instances), else the ledger's database.
+  // In-flight budget reservations: in Redis when configured (shared by instances), else in
+  // PostgreSQL (shared by instances on it), else in memory (SQLite serves one process).
   const reservations = new BudgetReservations({
-    store: limits.redis ? new RedisReservationStore(limits.redis.client, limits.redis.keyPrefix) : new SqlReservationStore(db),
+    store: limits.redis
+      ? new RedisReservationStore(limits.redis.client, limits.redis.keyPrefix)
+      : db.dialect === 'postgres'
+        ? new SqlReservationStore(db)
+        : new MemoryReservationStore(),
     budget: metering.guard,
     logger,
   });

@@ -23,6 +23,7 @@ export const budgetAlertMigrations: readonly Migration[] = [
     sqlite: `
       CREATE TABLE budget_alerts (
         scope TEXT NOT NULL,
+        tenant TEXT NOT NULL DEFAULT '',
         subject TEXT NOT NULL,
         period TEXT NOT NULL,
         period_start TEXT NOT NULL,
@@ -30,11 +31,12 @@ export const budgetAlertMigrations: readonly Migration[] = [
         alert_id TEXT NOT NULL,
         created_at INTEGER NOT NULL,
         delivered_at INTEGER,
-        PRIMARY KEY (scope, subject, period, period_start, threshold)
+        PRIMARY KEY (scope, tenant, subject, period, period_start, threshold)
       )`,
     postgres: `
       CREATE TABLE budget_alerts (
         scope TEXT NOT NULL,
+        tenant TEXT NOT NULL DEFAULT '',
         subject TEXT NOT NULL,
         period TEXT NOT NULL,
         period_start TEXT NOT NULL,
@@ -42,7 +44,7 @@ export const budgetAlertMigrations: readonly Migration[] = [
         alert_id TEXT NOT NULL,
         created_at BIGINT NOT NULL,
         delivered_at BIGINT,
-        PRIMARY KEY (scope, subject, period, period_start, threshold)
+        PRIMARY KEY (scope, tenant, subject, period, period_start, threshold)
       )`,
   },
 ];
@@ -76,6 +78,8 @@ export interface BudgetAlertPayload {
   created_at: string;
   scope: BudgetScope;
   subject: string;
+  /** A user's tenant (a user is named within it); null for a user of no tenant and for tenant and key alerts. */
+  tenant: string | null;
   period: BudgetPeriod;
   /** UTC day (YYYY-MM-DD), month (YYYY-MM) or "all" for the total budget. */
   period_start: string;
@@ -129,8 +133,10 @@ export class BudgetAlerter {
     if (who.tenant !== undefined) subjects.push(['tenant', who.tenant]);
     if (who.keyId !== undefined) subjects.push(['key', who.keyId]);
     const now = this.now();
+    const userTenant = who.tenant === undefined || who.tenant === '' ? null : who.tenant;
     for (const [scope, subject] of subjects) {
-      const status = await this.o.guard.status(scope, subject);
+      const tenant = scope === 'user' ? userTenant : null;
+      const status = await this.o.guard.status(scope, subject, tenant);
       for (const period of BUDGET_PERIODS) {
         const limit = status.limits[period];
         if (limit === null || limit <= 0n) continue;
@@ -144,6 +150,7 @@ export class BudgetAlerter {
             created_at: now.toISOString(),
             scope,
             subject,
+            tenant,
             period,
             period_start: periodStart(period, now),
             threshold_percent: threshold,
@@ -173,9 +180,9 @@ export class BudgetAlerter {
 
   private async claim(a: BudgetAlertPayload, at: number): Promise<boolean> {
     const inserted = await this.o.db.run(
-      `INSERT INTO budget_alerts (scope, subject, period, period_start, threshold, alert_id, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
-      [a.scope, a.subject, a.period, a.period_start, a.threshold_percent, a.id, at],
+      `INSERT INTO budget_alerts (scope, tenant, subject, period, period_start, threshold, alert_id, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
+      [a.scope, a.tenant ?? '', a.subject, a.period, a.period_start, a.threshold_percent, a.id, at],
     );
     return inserted > 0;
   }

@@ -118,6 +118,53 @@ export class RedisReservationStore implements ReservationStore {
   }
 }
 
+// ---- memory (one process: the SQLite deployment) ----------------------------------------------
+
+/**
+ * Holds in this process's memory, for the embedded SQLite ledger: SQLite serves one relay
+ * process, and keeping holds out of its file means a write lock held by another process (a
+ * backup, the CLI) never delays a response's admission by the query timeout.
+ */
+export class MemoryReservationStore implements ReservationStore {
+  /** subject → (hold id → amount and expiry). */
+  private readonly holds = new Map<string, Map<string, { amount: bigint; expiresAt: number }>>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  async hold(id: string, amount: bigint, keys: readonly string[], ttlMs: number): Promise<bigint[]> {
+    const now = this.now();
+    return keys.map((key) => {
+      const byId = this.holds.get(key) ?? new Map<string, { amount: bigint; expiresAt: number }>();
+      this.holds.set(key, byId);
+      let others = 0n;
+      for (const [other, h] of byId) {
+        if (h.expiresAt <= now) byId.delete(other);
+        else if (other !== id) others += h.amount;
+      }
+      byId.set(id, { amount, expiresAt: now + ttlMs });
+      return others;
+    });
+  }
+
+  async refresh(holds: ReadonlyArray<{ id: string; keys: readonly string[] }>, ttlMs: number): Promise<void> {
+    const until = this.now() + ttlMs;
+    for (const h of holds) {
+      for (const key of h.keys) {
+        const held = this.holds.get(key)?.get(h.id);
+        if (held) held.expiresAt = until;
+      }
+    }
+  }
+
+  async release(id: string, keys: readonly string[]): Promise<void> {
+    for (const key of keys) {
+      const byId = this.holds.get(key);
+      byId?.delete(id);
+      if (byId?.size === 0) this.holds.delete(key);
+    }
+  }
+}
+
 // ---- SQL (the ledger's database) -------------------------------------------------------------
 
 export const reservationMigrations: readonly Migration[] = [

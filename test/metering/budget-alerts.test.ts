@@ -98,7 +98,7 @@ describe.each(BACKENDS)('BudgetAlerter on %s', (backend) => {
   const who = { user: 'alice', tenant: 'acme', keyId: 'k1' };
 
   it('sends one signed alert per crossed threshold, once, even after a restart', async () => {
-    await store.update('user', 'alice', { monthly: 10n * USD });
+    await store.update('user', 'alice', { monthly: 10n * USD }, 'acme');
     const a = alerter();
     await spend(7n * USD);
     await a.evaluate(who);
@@ -110,7 +110,7 @@ describe.each(BACKENDS)('BudgetAlerter on %s', (backend) => {
     await a.idle();
     expect(hook.got).toHaveLength(1);
     const first = verify(hook.got[0]);
-    expect(first).toMatchObject({ type: 'budget.threshold_crossed', scope: 'user', subject: 'alice', period: 'monthly', threshold_percent: 80, limit_usd: '10.000000000', spent_usd: '8.500000000' });
+    expect(first).toMatchObject({ type: 'budget.threshold_crossed', scope: 'user', subject: 'alice', tenant: 'acme', period: 'monthly', threshold_percent: 80, limit_usd: '10.000000000', spent_usd: '8.500000000' });
     expect(first.period_start).toBe(new Date().toISOString().slice(0, 7));
     expect(hook.got[0].headers['content-type']).toBe('application/json');
     await spend(2n * USD); // 105 %
@@ -139,7 +139,7 @@ describe.each(BACKENDS)('BudgetAlerter on %s', (backend) => {
 
   it('retries a failing receiver with backoff and counts the outcome', async () => {
     const registry = new Registry();
-    await store.update('user', 'alice', { total: 1n * USD });
+    await store.update('user', 'alice', { total: 1n * USD }, 'acme');
     await spend(1n * USD);
     hook.answers.push(500, 503);
     const a = alerter(registry, [100]);
@@ -156,7 +156,7 @@ describe.each(BACKENDS)('BudgetAlerter on %s', (backend) => {
 
   it('gives up after the last attempt, counts a failure, and never resends', async () => {
     const registry = new Registry();
-    await store.update('user', 'alice', { total: 1n * USD });
+    await store.update('user', 'alice', { total: 1n * USD }, 'acme');
     await spend(1n * USD);
     hook.answers.push(500, 500, 500, 500);
     const a = alerter(registry, [100]);

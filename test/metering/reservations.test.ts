@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
-import { BudgetReservations, RedisReservationStore, reservationKeys, reservationMigrations, SqlReservationStore, type ReservationStore, type SettledBudget } from '../../src/metering/reservations';
+import { BudgetReservations, MemoryReservationStore, RedisReservationStore, reservationKeys, reservationMigrations, SqlReservationStore, type ReservationStore, type SettledBudget } from '../../src/metering/reservations';
 import { migrate } from '../../src/storage/database';
 import { BACKENDS, openTestDatabase, type TestDatabase } from '../support/databases';
 
@@ -27,6 +27,12 @@ const factories: StoreFactory[] = [
       return { store: new SqlReservationStore(t.db), close: t.cleanup };
     },
   })),
+  {
+    name: 'memory',
+    async open() {
+      return { store: new MemoryReservationStore(), close: async () => undefined };
+    },
+  },
   {
     name: 'redis',
     async open() {

@@ -159,7 +159,7 @@ describe.each(BACKENDS)('budgets per (tenant, user) on %s', (backend) => {
     t = await openTestDatabase(backend);
     await migrate(t.db, [...ledgerMigrations, budgetMigrations[0]]);
     await t.db.run("INSERT INTO budgets (scope, subject, daily_nanos, updated_at) VALUES ('user', 'alice', 7, 1), ('tenant', 'acme', 9, 1)");
-    expect(await migrate(t.db, budgetMigrations)).toEqual(['budgets_002_tenant']);
+    expect(await migrate(t.db, budgetMigrations)).toEqual(['budgets_002_key_scope', 'budgets_003_tenant']);
     const store = new BudgetStore(t.db, () => NOW);
     expect(await store.get('user', 'alice')).toEqual({ daily: 7n, monthly: null, total: null });
     expect(await store.get('tenant', 'acme')).toEqual({ daily: 9n, monthly: null, total: null });

@@ -93,10 +93,11 @@ describe.each(BACKENDS)('budgets_002 migration on %s', (backend) => {
     try {
       await migrate(t.db, [...ledgerMigrations, budgetMigrations[0]]);
       const store = new BudgetStore(t.db);
-      await store.update('user', 'alice', { daily: 7n });
-      await store.update('tenant', 'acme', { monthly: 9n });
-      await expect(store.update('key', 'k1', { total: 1n })).rejects.toThrow();
-      expect(await migrate(t.db, budgetMigrations)).toEqual(['budgets_002_key_scope']);
+      // Rows as the first schema stored them (the store itself speaks the latest schema).
+      await t.db.run("INSERT INTO budgets (scope, subject, daily_nanos, updated_at) VALUES ('user', 'alice', 7, 1)");
+      await t.db.run("INSERT INTO budgets (scope, subject, monthly_nanos, updated_at) VALUES ('tenant', 'acme', 9, 1)");
+      await expect(t.db.run("INSERT INTO budgets (scope, subject, total_nanos, updated_at) VALUES ('key', 'k1', 1, 1)")).rejects.toThrow();
+      expect(await migrate(t.db, budgetMigrations)).toEqual(['budgets_002_key_scope', 'budgets_003_tenant']);
       expect(await store.get('user', 'alice')).toEqual({ daily: 7n, monthly: null, total: null });
       expect(await store.get('tenant', 'acme')).toEqual({ daily: null, monthly: 9n, total: null });
       await store.update('key', 'k1', { total: 1n });
