@@ -67,7 +67,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
   let provider: UpstreamProvider;
   if (config.upstream.provider === 'simulator') {
     const simKey = `sk-sim-${randomBytes(16).toString('hex')}`;
-    simulator = new RealtimeSimulator({ apiKey: simKey, deltaIntervalMs: 20 });
+    simulator = new RealtimeSimulator({ apiKey: simKey, deltaIntervalMs: 20, dialects: config.upstream.dialects });
     await simulator.start();
     provider = createProvider(config.upstream, { baseUrl: simulator.baseUrl, apiKey: simKey });
     logger.warn({ upstream: simulator.baseUrl }, 'no provider key configured: serving from the built-in simulated upstream');

@@ -13,7 +13,10 @@ export interface UpstreamConfig {
   apiKey?: string;
   /** An http(s)://…/v1 base; the WebSocket URL is derived from it. */
   baseUrl?: string;
+  /** The dialect the relay speaks upstream unless a client's own is accepted: `dialects[0]`. */
   dialect: ApiDialect;
+  /** Dialects the upstream accepts, preferred first (config/providers.json, UPSTREAM_DIALECTS). */
+  dialects: ApiDialect[];
   azure?: { endpoint: string; apiVersion: string; deployment?: string };
   organization?: string;
   project?: string;
@@ -105,7 +108,8 @@ export class ConfigError extends Error {
 
 interface ProviderDefaults {
   baseUrl?: string;
-  apiVersion: ApiDialect;
+  dialects: ApiDialect[];
+  dialectsConfigurable?: boolean;
   defaultModel: string;
   keyEnv?: string;
   azureApiVersion?: string;
@@ -137,6 +141,24 @@ function nonEmpty(env: NodeJS.ProcessEnv): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '') out[k] = v;
   return out;
+}
+
+/**
+ * The dialects an upstream accepts: the provider's known list, or for a configurable provider
+ * UPSTREAM_DIALECTS (a comma list), else REALTIME_API_VERSION alone. A setting that asks a
+ * fixed provider for a dialect it does not accept is refused: sending OpenAI the beta header
+ * gets every session closed (beta_api_shape_disabled); beta clients are translated instead.
+ */
+function upstreamDialects(provider: ProviderName, d: ProviderDefaults, list: string | undefined, single: ApiDialect | undefined): ApiDialect[] {
+  const setting = list !== undefined ? 'UPSTREAM_DIALECTS' : 'REALTIME_API_VERSION';
+  const asked = list !== undefined ? [...new Set(list.split(',').map((x) => x.trim()))] as ApiDialect[] : single ? [single] : null;
+  if (!asked) return [...d.dialects];
+  if (d.dialectsConfigurable) return asked;
+  const refused = asked.find((x) => !d.dialects.includes(x));
+  if (refused) {
+    throw new ConfigError(`Invalid setting ${setting}: provider ${provider} accepts only the ${d.dialects.join(', ')} dialect (clients speaking ${refused} are translated)`);
+  }
+  return asked;
 }
 
 /**
@@ -203,6 +225,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
     };
   }
 
+  const dialects = upstreamDialects(provider, pDefaults, str('UPSTREAM_DIALECTS'), str('REALTIME_API_VERSION') as ApiDialect | undefined);
+
   const defaultModel = str('DEFAULT_MODEL') ?? azure?.deployment ?? pDefaults.defaultModel;
   const allowedRaw = str('ALLOWED_MODELS');
   const allowed = allowedRaw
@@ -243,7 +267,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
       provider,
       apiKey,
       baseUrl,
-      dialect: (str('REALTIME_API_VERSION') as ApiDialect | undefined) ?? pDefaults.apiVersion,
+      dialect: dialects[0],
+      dialects,
       azure,
       organization: str('OPENAI_ORGANIZATION'),
       project: str('OPENAI_PROJECT'),

@@ -5,6 +5,7 @@ import type { UpstreamTarget } from '../upstream/provider';
 import { CloseCode, clampReason, clientCodeForUpstreamClose, type HandshakeFailure } from './close-codes';
 import { isFrameProblem, readClientFrameType, readFrameType } from './frame-type';
 import { clientEventId, errorEvent, type ProtocolError } from './protocol-errors';
+import type { FrameTranslator } from './dialect/translator';
 
 export type ParsedEvent = Record<string, unknown>;
 
@@ -66,6 +67,11 @@ export interface RelaySessionOptions {
   hooks?: SessionHooks;
   /** Absolute cap on one upstream frame; the upstream is trusted, this only bounds memory. */
   upstreamMaxPayload?: number;
+  /**
+   * Beta ⇄ GA translation when the client's dialect is not the upstream's (relay/dialect).
+   * Guards see the client's event and taps the upstream's; only the forwarded bytes change.
+   */
+  translator?: FrameTranslator;
 }
 
 const OPEN = 1;
@@ -238,6 +244,12 @@ export class RelaySession {
       if (tap && event) tap(event, this);
     }
     this.hooks.onUpstreamFrame?.(type, data.length);
+    if (this.o.translator) {
+      const out = this.o.translator.toClient(type, data);
+      if (!isFrameList(out)) this.forward(this.client, out, this.upstream);
+      else for (const frame of out) this.forward(this.client, frame, this.upstream);
+      return;
+    }
     this.forward(this.client, data, this.upstream);
   }
 
@@ -377,7 +389,16 @@ export class RelaySession {
     if (d.action === 'close') this.close(d.code, d.reason, 'policy');
   }
 
-  private sendClientFrame(type: string, data: Buffer): void {
+  private sendClientFrame(type: string, frame: Buffer): void {
+    let data = frame;
+    if (this.o.translator) {
+      const out = this.o.translator.toUpstream(type, frame);
+      if (!Buffer.isBuffer(out)) {
+        this.sendToClient(errorEvent(out.error));
+        return;
+      }
+      data = out;
+    }
     this.clientFrames++;
     this.clientBytes += data.length;
     if (type === 'response.create') this.requestedResponses++;
@@ -514,6 +535,10 @@ export class RelaySession {
       if (this.upstream?.readyState === OPEN) this.upstream.ping();
     }
   }
+}
+
+function isFrameList(v: Buffer | readonly Buffer[]): v is readonly Buffer[] {
+  return Array.isArray(v);
 }
 
 function parseEvent(data: Buffer): ParsedEvent | undefined {

@@ -3,9 +3,11 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type WebSocket from 'ws';
 import type { CredentialCarrier } from '../auth/authenticator';
 import type { Principal } from '../auth/principal';
-import type { RelayConfig } from '../config/config';
+import type { ApiDialect, RelayConfig } from '../config/config';
 import { HttpError } from '../http/errors';
 import { CloseCode, clampReason } from '../relay/close-codes';
+import { clientDialectOf, upstreamDialectFor } from '../relay/dialect/client-dialect';
+import { DialectTranslator } from '../relay/dialect/translator';
 import { errorEvent, type ProtocolError } from '../relay/protocol-errors';
 import { RelaySession, type SessionHooks, type SessionSummary } from '../relay/relay-session';
 import type { SessionRegistry } from '../relay/session-registry';
@@ -17,6 +19,9 @@ export interface SessionContext {
   principal: Principal;
   model: string;
   provider: UpstreamProvider;
+  /** The client's dialect (beta header or subprotocol) and the one spoken upstream; they differ when the relay translates. */
+  clientDialect?: ApiDialect;
+  upstreamDialect?: ApiDialect;
   /** Re-checks the credential the session was opened with (expiry, revocation). */
   credentialStillValid: () => Promise<boolean>;
 }
@@ -114,7 +119,9 @@ async function runSession(
   model: string,
 ): Promise<void> {
   const sessionId = `rs_${randomUUID().replace(/-/g, '')}`;
-  const log = request.log.child({ session_id: sessionId, user: principal.user, tenant: principal.tenant, key_id: principal.keyId, model, provider: o.provider.name });
+  const clientDialect = clientDialectOf(request.headers);
+  const upstreamDialect = upstreamDialectFor(clientDialect, o.provider.dialects);
+  const log = request.log.child({ session_id: sessionId, user: principal.user, tenant: principal.tenant, key_id: principal.keyId, model, provider: o.provider.name, ...(clientDialect !== upstreamDialect ? { client_dialect: clientDialect, upstream_dialect: upstreamDialect } : {}) });
   // Frames can arrive while the plan is being built (a DB round trip): hold them in order.
   const early: Buffer[] = [];
   const holdEarly = (data: Buffer): void => {
@@ -132,7 +139,7 @@ async function runSession(
         () => true,
         () => false,
       );
-    plan = o.planSession ? await o.planSession({ sessionId, principal, model, provider: o.provider, credentialStillValid }) : { hooks: {} };
+    plan = o.planSession ? await o.planSession({ sessionId, principal, model, provider: o.provider, clientDialect, upstreamDialect, credentialStillValid }) : { hooks: {} };
   } catch (err) {
     log.error({ err }, 'session setup failed');
     socket.send(errorEvent({ type: 'server_error', code: 'relay_error', message: 'The relay could not set up the session.' }));
@@ -144,10 +151,11 @@ async function runSession(
   const session = new RelaySession({
     sessionId,
     client: socket,
-    upstream: o.provider.realtimeTarget(model, sessionId),
+    upstream: o.provider.realtimeTarget(model, sessionId, upstreamDialect),
     limits: o.config.relay,
     connectTimeoutMs: o.config.upstream.connectTimeoutMs,
     hooks: plan.hooks,
+    ...(clientDialect !== upstreamDialect ? { translator: new DialectTranslator(clientDialect, upstreamDialect) } : {}),
   });
   o.sessions.add(session);
   plan.onStarted?.(session);

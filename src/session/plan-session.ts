@@ -42,7 +42,7 @@ export function createSessionPlanner(deps: {
   const { config, metering, observer } = deps;
   const dialect = config.upstream.dialect;
 
-  return async ({ sessionId, principal, model, provider, credentialStillValid }) => {
+  return async ({ sessionId, principal, model, provider, upstreamDialect, credentialStillValid }) => {
     const meter = metering.newSessionMeter({ sessionId, user: principal.user, tenant: principal.tenant, keyId: principal.keyId, provider: provider.name, model });
     const who = { user: principal.user, tenant: principal.tenant };
     const locked = principal.lockedSession;
@@ -68,7 +68,7 @@ export function createSessionPlanner(deps: {
     };
 
     const hooks: SessionHooks = {
-      initialUpstreamFrames: locked ? [JSON.stringify(lockedSessionUpdate(locked, dialect))] : [],
+      initialUpstreamFrames: locked ? [JSON.stringify(lockedSessionUpdate(locked, upstreamDialect ?? dialect))] : [],
       clientGuards: {
         'session.update': (event) => lockedDecision(checkSessionUpdate(locked, event), event),
         // Only with locked instructions: otherwise items are not the relay's business, and their

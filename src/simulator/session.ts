@@ -185,7 +185,8 @@ export class SimulatedSession {
     const minutes = maxMs / 60_000;
     const span = Number.isInteger(minutes) ? `${minutes} minutes` : `${maxMs / 1000} seconds`;
     this.invalid('session_expired', `Your session hit the maximum duration of ${span}.`, null);
-    this.close(1000, 'session_expired');
+    // The provider closes with 1001 (going away) at its maximum duration (realtime-protocol.md §7).
+    this.close(1001, 'session_expired');
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
