@@ -9,7 +9,7 @@ import {
 } from './mint';
 import { SimulatedSession, type SessionHost } from './session';
 import {
-  NO_FAULTS, type Dialect, type SimulatedConnectionInfo, type SimulatorFaults, type SimulatorLogger,
+  NO_FAULTS, type Dialect, type ReceivedClientEvent, type SimulatedConnectionInfo, type SimulatorFaults, type SimulatorLogger,
   type SimulatorOptions, type SimulatorStats,
 } from './types';
 import { addUsage, emptyTotals, type RealtimeUsage } from './usage';
@@ -108,10 +108,23 @@ export class RealtimeSimulator {
       random: () => this.random(),
       now: () => this.opts.now(),
       recordClientEvent: (connectionId, type, raw) => this.recordClientEvent(connectionId, type, raw),
+      recordServerEvent: (connectionId, type, raw) => {
+        if (this.sentServerEvents) this.sentServerEvents.push({ connectionId, type, raw });
+      },
       recordUsage: (id, usage) => this.recordUsage(id, usage),
       rateLimitsAfter: (tokens) => this.rateLimitsAfter(tokens),
       sessionClosed: (session, code, reason, fromClient) => this.sessionClosed(session, code, reason, fromClient),
     };
+  }
+
+  /**
+   * Server frames exactly as sent, once `recordServerEvents()` was called (off by default: audio
+   * deltas would hold megabytes). Tests compare them with what a client behind the relay got.
+   */
+  sentServerEvents: ReceivedClientEvent[] | null = null;
+
+  recordServerEvents(): void {
+    this.sentServerEvents ??= [];
   }
 
   get baseUrl(): string {
