@@ -2,7 +2,8 @@ import type { UpstreamMasking } from '../../src/config/config';
 /** What the orchestrator asks of the relay-side process and of the load process. */
 
 /** relay-core and session-ws are diagnostics: the relay with its layers peeled off. */
-export type TargetKind = 'relay' | 'pipe' | 'relay-core' | 'relay-core-metered' | 'session-ws';
+/** relay-translated: the full relay translating every session (GA clients, a beta-only upstream; `--translated`). */
+export type TargetKind = 'relay' | 'pipe' | 'relay-core' | 'relay-core-metered' | 'session-ws' | 'relay-translated';
 export type PathKind = 'direct' | TargetKind;
 /** The paths the latency comparison and the targets are about. */
 export type MainPath = 'direct' | 'pipe' | 'relay';

@@ -13,6 +13,7 @@ export const USAGE_COUNT_FIELDS = [
   'cached_image_tokens',
   'output_text_tokens',
   'output_audio_tokens',
+  'output_reasoning_tokens',
   'audio_duration_ms',
 ] as const;
 
@@ -28,6 +29,7 @@ export function sumUsageRows(rows: readonly UsageRow[]): UsageTotals {
     cached_image_tokens: 0,
     output_text_tokens: 0,
     output_audio_tokens: 0,
+    output_reasoning_tokens: 0,
     audio_duration_ms: 0,
     cost_nanos: 0n,
   };

@@ -71,6 +71,12 @@ export const ledgerMigrations: readonly Migration[] = [
       CREATE INDEX usage_ledger_tenant_time ON usage_ledger (tenant_id, created_at);
       CREATE INDEX usage_ledger_time ON usage_ledger (created_at)`,
   },
+  {
+    // Reasoning tokens, for reporting: already inside output_text_tokens, and billed there once.
+    id: 'ledger_002_output_reasoning_tokens',
+    sqlite: `ALTER TABLE usage_ledger ADD COLUMN output_reasoning_tokens INTEGER NOT NULL DEFAULT 0`,
+    postgres: `ALTER TABLE usage_ledger ADD COLUMN output_reasoning_tokens BIGINT NOT NULL DEFAULT 0`,
+  },
 ];
 
 export interface LedgerEntry {
@@ -135,6 +141,8 @@ export interface UsageTotals {
   cached_image_tokens: number;
   output_text_tokens: number;
   output_audio_tokens: number;
+  /** Included in output_text_tokens (reporting only). */
+  output_reasoning_tokens: number;
   audio_duration_ms: number;
   cost_nanos: bigint;
 }
@@ -167,6 +175,7 @@ const TOKEN_COLUMNS = [
   ['cached_image', 'cached_image_tokens'],
   ['output_text', 'output_text_tokens'],
   ['output_audio', 'output_audio_tokens'],
+  ['output_reasoning', 'output_reasoning_tokens'],
   ['duration_ms', 'audio_duration_ms'],
 ] as const;
 
@@ -213,7 +222,8 @@ function values(e: LedgerEntry): Record<string, SqlValue> {
     estimated: e.estimated,
     created_at: e.createdAt,
   };
-  for (const [field, column] of TOKEN_COLUMNS) v[column] = e.usage[field];
+  // `?? 0`: a spooled entry written before a column existed replays with it at zero.
+  for (const [field, column] of TOKEN_COLUMNS) v[column] = e.usage[field] ?? 0;
   return v;
 }
 
@@ -329,6 +339,7 @@ export class Ledger implements LedgerReader {
       cached_image_tokens: toNumber(r.cached_image_tokens),
       output_text_tokens: toNumber(r.output_text_tokens),
       output_audio_tokens: toNumber(r.output_audio_tokens),
+      output_reasoning_tokens: toNumber(r.output_reasoning_tokens),
       audio_duration_ms: toNumber(r.audio_duration_ms),
       cost_nanos: toBigInt(r.cost_nanos),
     }));

@@ -106,7 +106,7 @@ describe('beta <-> GA dialect translation through the relay', () => {
       output_audio_tokens: u.output_audio_tokens,
     });
     const price = r.relay.services.metering.prices.priceFor('simulator', 'gpt-realtime', new Date())!;
-    const usage = { input_text: u.input_text_tokens, input_audio: u.input_audio_tokens, input_image: 0, cached_text: u.cached_text_tokens, cached_audio: u.cached_audio_tokens, cached_image: 0, output_text: u.output_text_tokens, output_audio: u.output_audio_tokens, duration_ms: 0 };
+    const usage = { input_text: u.input_text_tokens, input_audio: u.input_audio_tokens, input_image: 0, cached_text: u.cached_text_tokens, cached_audio: u.cached_audio_tokens, cached_image: 0, output_text: u.output_text_tokens, output_audio: u.output_audio_tokens, output_reasoning: 0, duration_ms: 0 };
     expect(totals.cost_nanos).toBe(costOf(usage, price).nanos);
   });
 
