@@ -55,13 +55,26 @@ const encode = (event: JsonObject): Buffer => Buffer.from(JSON.stringify(event),
 /**
  * The frame with its `type` value replaced by `to`, by splicing bytes; null when the type is not
  * where the prefix walk finds it (the caller then re-serialises the parsed event instead).
+ *
+ * A shorter type (GA → beta: `response.output_audio.delta` → `response.audio.delta`) is spliced
+ * in place: the few bytes before it move right and the frame is returned as a view from there,
+ * so the payload is neither copied nor allocated again. `data` must be the caller's own buffer
+ * (the relay's copy of a received frame, read by nothing after this). A longer type needs room:
+ * the frame is copied once.
  */
 export function spliceType(data: Buffer, from: string, to: string): Buffer | null {
   const end = typeValueEnd(data);
   if (end < 0) return null;
-  const start = end - Buffer.byteLength(from) - 1; // first byte of the value, after its opening quote
+  const fromLen = Buffer.byteLength(from);
+  const start = end - fromLen - 1; // first byte of the value, after its opening quote
   const toLen = Buffer.byteLength(to);
-  const out = Buffer.allocUnsafe(data.length - (end - 1 - start) + toLen);
+  if (toLen <= fromLen) {
+    const shift = fromLen - toLen;
+    data.copyWithin(shift, 0, start);
+    data.write(to, start + shift, 'utf8');
+    return data.subarray(shift);
+  }
+  const out = Buffer.allocUnsafe(data.length - fromLen + toLen);
   data.copy(out, 0, 0, start);
   out.write(to, start, 'utf8');
   data.copy(out, start + toLen, end - 1);
