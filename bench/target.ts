@@ -56,6 +56,7 @@ function relayConfig(upstreamBaseUrl: string, dataDir: string, adminToken: strin
     DATABASE_URL: `sqlite:${path.join(dataDir, 'relay.db')}`,
     SPOOL_DIR: path.join(dataDir, 'spool'),
     PRICES_FILE: path.join(REPO, 'config', 'prices.json'),
+    MODEL_LIFECYCLE_FILE: path.join(REPO, 'config', 'model-lifecycle.json'),
     RELAY_TOKEN_SECRET: randomBytes(32).toString('base64url'),
     RELAY_ADMIN_TOKEN: adminToken,
     // One bench user opens up to 1,000 sessions at once; per-user limits are not what is measured.

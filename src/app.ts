@@ -23,6 +23,7 @@ import { realtimeRoutes } from './routes/realtime';
 import { usageRoutes } from './routes/usage';
 import { createSessionPlanner, type SessionObserver } from './session/plan-session';
 import { RealtimeSimulator } from './simulator';
+import { openModelPolicy } from './models';
 import { openDatabase, type SqlDatabase } from './storage/database';
 import { createProvider, type UpstreamProvider } from './upstream';
 
@@ -143,10 +144,12 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
     sessions,
     readinessChecks: { database: () => db.ping() },
   });
+  const models = openModelPolicy({ file: config.models.lifecycleFile, provider: provider.name, aliases: config.models.aliases, logger, registry: metrics.registry });
   await app.register(realtimeRoutes, {
     config,
     provider,
     sessions,
+    resolveModel: (model) => models.resolve(model),
     authenticate: authenticate('realtime'),
     admit: async (principal, request) => {
       const verdict = await metering.guard.check({ user: principal.user, tenant: principal.tenant });

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import Ajv from 'ajv';
 import { envSchema } from './env-schema';
+import { parseModelAliases } from '../models/resolve';
 
 export type ProviderName = 'openai' | 'cometapi' | 'azure' | 'compatible' | 'simulator';
 export type ApiDialect = 'ga' | 'beta';
@@ -74,7 +75,14 @@ export interface RelayConfig {
   port: number;
   logLevel: string;
   upstream: UpstreamConfig;
-  models: { default: string; allowed: string[] | null };
+  models: {
+    default: string;
+    allowed: string[] | null;
+    /** Deprecation and shutdown dates (config/model-lifecycle.json). */
+    lifecycleFile: string;
+    /** MODEL_ALIASES: a shut-down model → the model served instead. */
+    aliases: Record<string, string>;
+  };
   relay: RelayLimits;
   storage: { databaseUrl: string; spoolDir: string };
   pricing: { pricesFile: string; unpricedPolicy: 'refuse' | 'fallback'; fallbackModel?: string };
@@ -236,6 +244,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
     throw new ConfigError(`Invalid setting DEFAULT_MODEL: ${defaultModel} is not in ALLOWED_MODELS`);
   }
 
+  let aliases: Record<string, string>;
+  try {
+    aliases = parseModelAliases(str('MODEL_ALIASES'));
+  } catch (err) {
+    throw new ConfigError(`Invalid setting MODEL_ALIASES: ${(err as Error).message}`);
+  }
+
   const tlsCert = str('TLS_CERT_FILE');
   const tlsKey = str('TLS_KEY_FILE');
   if (Boolean(tlsCert) !== Boolean(tlsKey)) {
@@ -274,7 +289,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
       project: str('OPENAI_PROJECT'),
       connectTimeoutMs: num('UPSTREAM_CONNECT_TIMEOUT_MS'),
     },
-    models: { default: defaultModel, allowed: allowed && allowed.length > 0 ? allowed : null },
+    models: {
+      default: defaultModel,
+      allowed: allowed && allowed.length > 0 ? allowed : null,
+      lifecycleFile: str('MODEL_LIFECYCLE_FILE') ?? './config/model-lifecycle.json',
+      aliases,
+    },
     relay: {
       queueMaxFrames: num('CLIENT_QUEUE_MAX_FRAMES'),
       queueMaxBytes: num('CLIENT_QUEUE_MAX_BYTES'),

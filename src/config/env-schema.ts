@@ -28,6 +28,8 @@ export const envSchema = {
     OPENAI_PROJECT: { type: 'string', minLength: 1 },
     DEFAULT_MODEL: { type: 'string', minLength: 1 },
     ALLOWED_MODELS: { type: 'string' },
+    MODEL_LIFECYCLE_FILE: { type: 'string', minLength: 1 },
+    MODEL_ALIASES: { type: 'string' },
 
     UPSTREAM_CONNECT_TIMEOUT_MS: { type: 'integer', minimum: 100 },
     CLIENT_QUEUE_MAX_FRAMES: { type: 'integer', minimum: 1 },

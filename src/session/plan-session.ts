@@ -42,8 +42,8 @@ export function createSessionPlanner(deps: {
   const { config, metering, observer } = deps;
   const dialect = config.upstream.dialect;
 
-  return async ({ sessionId, principal, model, provider, upstreamDialect, credentialStillValid }) => {
-    const meter = metering.newSessionMeter({ sessionId, user: principal.user, tenant: principal.tenant, keyId: principal.keyId, provider: provider.name, model });
+  return async ({ sessionId, principal, model, requestedModel, provider, upstreamDialect, credentialStillValid }) => {
+    const meter = metering.newSessionMeter({ sessionId, user: principal.user, tenant: principal.tenant, keyId: principal.keyId, provider: provider.name, model, ...(requestedModel ? { requestedModel } : {}) });
     const who = { user: principal.user, tenant: principal.tenant };
     const locked = principal.lockedSession;
     let overBudget = false;

@@ -77,6 +77,12 @@ export const ledgerMigrations: readonly Migration[] = [
     sqlite: `ALTER TABLE usage_ledger ADD COLUMN output_reasoning_tokens INTEGER NOT NULL DEFAULT 0`,
     postgres: `ALTER TABLE usage_ledger ADD COLUMN output_reasoning_tokens BIGINT NOT NULL DEFAULT 0`,
   },
+  {
+    // The model a client asked for when MODEL_ALIASES served another (`model`, billed) in its place.
+    id: 'ledger_003_requested_model',
+    sqlite: `ALTER TABLE usage_ledger ADD COLUMN requested_model TEXT`,
+    postgres: `ALTER TABLE usage_ledger ADD COLUMN requested_model TEXT`,
+  },
 ];
 
 export interface LedgerEntry {
@@ -99,6 +105,8 @@ export interface LedgerEntry {
    * at the configured fallback model; null when nothing could price it (cost 0).
    */
   priceModel: string | null;
+  /** The model asked for, when an alias served `model` instead (MODEL_ALIASES); null otherwise. */
+  requestedModel?: string | null;
   estimated: boolean;
   /** Unix milliseconds. */
   createdAt: number;
@@ -193,6 +201,7 @@ const COLUMNS = [
   'cost_nanos',
   'price_version',
   'price_model',
+  'requested_model',
   'estimated',
   'created_at',
 ];
@@ -219,6 +228,7 @@ function values(e: LedgerEntry): Record<string, SqlValue> {
     cost_nanos: e.costNanos,
     price_version: e.priceVersion,
     price_model: e.priceModel,
+    requested_model: e.requestedModel ?? null,
     estimated: e.estimated,
     created_at: e.createdAt,
   };
@@ -281,6 +291,7 @@ export class Ledger implements LedgerReader {
       costNanos: toBigInt(r.cost_nanos),
       priceVersion: String(r.price_version),
       priceModel: r.price_model === null ? null : String(r.price_model),
+      ...(r.requested_model === null || r.requested_model === undefined ? {} : { requestedModel: String(r.requested_model) }),
       estimated: r.estimated === true || r.estimated === 1,
       createdAt: toNumber(r.created_at),
     };
