@@ -13,8 +13,9 @@ export const USAGE_COUNT_FIELDS = [
   'cached_image_tokens',
   'output_text_tokens',
   'output_audio_tokens',
-  'output_reasoning_tokens',
   'audio_duration_ms',
+  // Last, so existing CSV columns keep their positions; a part of output_text_tokens.
+  'output_reasoning_tokens',
 ] as const;
 
 export function sumUsageRows(rows: readonly UsageRow[]): UsageTotals {
