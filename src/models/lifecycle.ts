@@ -102,6 +102,11 @@ export class ModelLifecycle {
     return { state: at.getTime() >= e.shutdown.getTime() ? 'shutdown' : 'deprecated', shutdown: e.shutdown, replacement: e.replacement };
   }
 
+  /** Providers the file lists. */
+  providers(): string[] {
+    return [...this.byProvider.keys()];
+  }
+
   /** Every listed model of a provider, for the start-up warning and `prices check`. */
   entries(provider: string): LifecycleEntry[] {
     return [...(this.byProvider.get(provider)?.values() ?? [])];
