@@ -165,7 +165,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
         : null,
     planSession: metrics.instrumentPlanner(createSessionPlanner({ config, metering, logger, observer: combineObservers(metrics.observer, opts.observer) })),
   });
-  await app.register(mintRoutes, { authenticator, config, ephemeralKeys: authenticator.ephemeralKeys, providerMint, rateLimiter: limits.mintRateLimiter });
+  await app.register(mintRoutes, { authenticator, config, ephemeralKeys: authenticator.ephemeralKeys, providerMint, rateLimiter: limits.mintRateLimiter, upstreamDialects: provider.dialects });
   await app.register(adminKeyRoutes, { authenticator, keyStore: authenticator.keyStore, ephemeralKeys: authenticator.ephemeralKeys });
   await app.register(usageRoutes, { ledger: metering.ledger, authenticate: authenticate('usage'), authenticateAdmin });
   await app.register(adminBudgetRoutes, { budgets: metering.budgets, guard: metering.guard, authenticateAdmin });
