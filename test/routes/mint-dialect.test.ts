@@ -3,7 +3,7 @@ import { Authenticator } from '../../src/auth/authenticator';
 import { installErrorHandler } from '../../src/http/errors';
 import { mintRoutes, type ProviderMint } from '../../src/routes/mint';
 import { openDatabase, type SqlDatabase } from '../../src/storage/database';
-import { bearer, listen, testConfig } from '../auth/support';
+import { bearer, listen, testConfig, type HttpResult } from '../auth/support';
 
 describe('provider minting of a beta session on a GA-only upstream', () => {
   let db: SqlDatabase;
@@ -39,7 +39,7 @@ describe('provider minting of a beta session on a GA-only upstream', () => {
     const r = await http('POST', '/v1/realtime/sessions', bearer(key), { mode: 'provider', modalities: ['text', 'audio'], voice: 'ash', instructions: 'Hi.', input_audio_format: 'pcm16', output_audio_format: 'g711_ulaw', turn_detection: null });
     result = r;
   });
-  let result: { status: number; body: Record<string, unknown> };
+  let result: HttpResult;
   afterAll(async () => {
     await app.close();
     await db.close();
@@ -67,6 +67,6 @@ describe('provider minting of a beta session on a GA-only upstream', () => {
       turn_detection: null,
       client_secret: { value: 'ek_PROVIDER_GA_1', expires_at: 1900000000 },
     });
-    expect(result.body.audio).toBeUndefined();
+    expect((result.body as Record<string, unknown>).audio).toBeUndefined();
   });
 });
