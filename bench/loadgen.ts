@@ -221,7 +221,8 @@ const upstreamReady = new Promise<number>((resolve) => {
 
 function onClientMessage(s: Session, data: Buffer, length = data.length): void {
   const at = nowUs();
-  const stamp = readStamp('delta', data, length);
+  // A beta client behind a translating relay (`--translated`) gets the beta-named delta.
+  const stamp = readStamp('delta', data, length) ?? readStamp('delta-beta', data, length);
   if (!stamp) {
     noteForeign(data);
     return;

@@ -69,11 +69,12 @@ function relayConfig(upstreamBaseUrl: string, dataDir: string, adminToken: strin
   });
 }
 
-async function startRelay(upstreamBaseUrl: string, dataDir: string, adminToken: string, translated = false): Promise<Running> {
-  const relay: Relay = await createRelay(relayConfig(upstreamBaseUrl, dataDir, adminToken, translated));
+async function startRelay(upstreamBaseUrl: string, dataDir: string, adminToken: string, kind: 'relay' | 'relay-translated' | 'relay-translated-up' = 'relay'): Promise<Running> {
+  // relay-translated is the plain relay (GA-only upstream) whose clients say they speak beta.
+  const relay: Relay = await createRelay(relayConfig(upstreamBaseUrl, dataDir, adminToken, kind === 'relay-translated-up'));
   const baseUrl = await relay.listen();
   return {
-    kind: translated ? 'relay-translated' : 'relay',
+    kind,
     baseUrl,
     sessions: () => relay.services.sessions.size,
     stop: () => relay.shutdown(),
@@ -197,7 +198,8 @@ serve<TargetApi>({
       'relay-core': () => startRelayCore(upstreamBaseUrl, dataDir, adminToken),
       'relay-core-metered': () => startRelayCore(upstreamBaseUrl, dataDir, adminToken, true),
       'session-ws': () => startSessionOnWs(upstreamBaseUrl, dataDir, adminToken),
-      'relay-translated': () => startRelay(upstreamBaseUrl, dataDir, adminToken, true),
+      'relay-translated': () => startRelay(upstreamBaseUrl, dataDir, adminToken, 'relay-translated'),
+      'relay-translated-up': () => startRelay(upstreamBaseUrl, dataDir, adminToken, 'relay-translated-up'),
     };
     running = await starters[kind]();
     return { baseUrl: running.baseUrl };
