@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { cli, scratch } from './support';
@@ -105,6 +105,7 @@ describe('realtime-relay prices check: model lifecycle', () => {
     writeFileSync(file, JSON.stringify({ providers: { openai: { models: [{ model: 'gpt-nothing', shutdown_date: '2027-01-01', replacement: 'gpt-nothing-2' }] } } }));
     const u = await cli(['prices', 'check', '--file', SHIPPED, '--lifecycle', file, '--date', '2026-12-01'], s.env);
     expect(u.out).toMatch(/^openai gpt-nothing: deprecated, shuts down 2027-01-01 \(UNPRICED\); replacement gpt-nothing-2 \(UNPRICED\)$/m);
+    rmSync(file, { force: true });
   });
 
   it('warns about a served model past shutdown, and names the alias that serves it instead', async () => {
