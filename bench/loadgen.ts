@@ -174,7 +174,12 @@ let echoWaiter: ((u2cUs: number) => void) | null = null;
 
 const upstreamServer = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, skipUTF8Validation: true, maxPayload: 64 * 1024 * 1024 });
 
-upstreamServer.on('connection', (ws) => {
+/** Upstream sockets the relay opened in the beta dialect (`--translated`): they stream beta-named deltas. */
+const betaUpstreams = new WeakSet<WebSocket>();
+const deltaKind = (ws: WebSocket): FrameKind => (betaUpstreams.has(ws) ? 'delta-beta' : 'delta');
+
+upstreamServer.on('connection', (ws, req) => {
+  if (/realtime=v1/.test(String(req.headers['openai-beta'] ?? ''))) betaUpstreams.add(ws);
   let session: Session | undefined;
   readRaw(ws, (data: Buffer, length: number) => {
     const at = nowUs();
@@ -195,7 +200,7 @@ upstreamServer.on('connection', (ws) => {
     }
     if (mode === 'echo') {
       echoC2u = at - stamp.sentUs;
-      sendWire(ws, 'delta', { session: stamp.session, seq: stamp.seq, scheduledUs: at, sentUs: nowUs() });
+      sendWire(ws, deltaKind(ws), { session: stamp.session, seq: stamp.seq, scheduledUs: at, sentUs: nowUs() });
       return;
     }
     if (stamp.seq !== session.lastC2uSeen + 1) c2uLog.reordered++;
@@ -216,7 +221,8 @@ const upstreamReady = new Promise<number>((resolve) => {
 
 function onClientMessage(s: Session, data: Buffer, length = data.length): void {
   const at = nowUs();
-  const stamp = readStamp('delta', data, length);
+  // A beta client behind a translating relay (`--translated`) gets the beta-named delta.
+  const stamp = readStamp('delta', data, length) ?? readStamp('delta-beta', data, length);
   if (!stamp) {
     noteForeign(data);
     return;
@@ -322,7 +328,7 @@ function send(d: Due, dueUs: number): void {
   } else {
     if (!s.upstream || s.upstream.readyState !== OPEN) return;
     const sentUs = nowUs();
-    sendWire(s.upstream, 'delta', { session: s.idx, seq: ++s.u2cSeq, scheduledUs: dueUs, sentUs });
+    sendWire(s.upstream, deltaKind(s.upstream), { session: s.idx, seq: ++s.u2cSeq, scheduledUs: dueUs, sentUs });
     u2cLog.onSent(dueUs, sentUs);
   }
 }

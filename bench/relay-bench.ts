@@ -54,6 +54,7 @@ function parseOptions(argv: string[]): Options {
     delayThresholdMs: 50,
     directThroughput: !quick && !has('--no-direct'),
     diagnose: has('--diagnose'),
+    translated: has('--translated'),
     profile: has('--profile') || (!quick && !has('--no-profile')),
     heap: has('--heap') || (!quick && !has('--no-heap')),
     connectConcurrency: 100,
@@ -332,7 +333,9 @@ class Bench {
     const { baseUrl } = await peer.call('start', { kind, upstreamBaseUrl: this.upstream.base, dataDir, adminToken, upstreamMasking: this.o.upstreamMasking }, 60_000);
     const headers: Record<string, string> = {};
     // The relay is measured as deployed: every session authenticates with an admin-created API key.
-    if (kind === 'relay') headers.authorization = `Bearer ${await createApiKey(baseUrl, adminToken)}`;
+    if (kind === 'relay' || kind === 'relay-translated' || kind === 'relay-translated-up') headers.authorization = `Bearer ${await createApiKey(baseUrl, adminToken)}`;
+    // --translated: a beta-era client on the GA-only upstream, the relay translating every frame back.
+    if (kind === 'relay-translated') headers['OpenAI-Beta'] = 'realtime=v1';
     return { kind, peer, url: wsUrl(baseUrl), headers, dataDir };
   }
 
@@ -570,7 +573,7 @@ class Bench {
 
   async throughput(): Promise<ThroughputRow[]> {
     const rows: ThroughputRow[] = [];
-    const kinds: PathKind[] = [...(this.o.directThroughput ? (['direct'] as const) : []), 'pipe', 'relay', ...(this.o.diagnose ? DIAGNOSTIC_PATHS : [])];
+    const kinds: PathKind[] = [...(this.o.directThroughput ? (['direct'] as const) : []), 'pipe', 'relay', ...(this.o.translated ? (['relay-translated', 'relay-translated-up'] as const) : []), ...(this.o.diagnose ? DIAGNOSTIC_PATHS : [])];
     for (const n of this.o.sessions) {
       log(`throughput: ${n} sessions on each of ${kinds.join(', ')}; ${this.o.rounds} round(s) of ${(this.o.windowMs / this.o.rounds / 1000).toFixed(1)} s windows after ${this.o.warmupMs / 1000} s warm-up`);
       for (const r of await this.runPaths(n, kinds, this.o.rounds)) {

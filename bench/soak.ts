@@ -242,6 +242,7 @@ async function main(): Promise<void> {
     DATABASE_URL: `sqlite:${path.join(dir, 'relay.db')}`,
     SPOOL_DIR: path.join(dir, 'spool'),
     PRICES_FILE: path.resolve(__dirname, '..', 'config', 'prices.json'),
+    MODEL_LIFECYCLE_FILE: path.resolve(__dirname, '..', 'config', 'model-lifecycle.json'),
     RELAY_ADMIN_TOKEN: ADMIN_TOKEN,
     RELAY_TOKEN_SECRET: 'soak-token-secret-0123456789abcdef0123456789',
     LOG_LEVEL: 'error',

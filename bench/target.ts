@@ -38,7 +38,7 @@ let running: Running | null = null;
 /** Set by `start`: the bare pipe masks as the relay does, so both do the same work per frame. */
 let upstreamMasking: UpstreamMasking = 'auto';
 
-function relayConfig(upstreamBaseUrl: string, dataDir: string, adminToken: string): RelayConfig {
+function relayConfig(upstreamBaseUrl: string, dataDir: string, adminToken: string, translated = false): RelayConfig {
   return loadConfig({
     UPSTREAM_MASKING: upstreamMasking,
     // Production settings, as deployed: no simulator, no demo page, a real (here: local) upstream.
@@ -56,20 +56,25 @@ function relayConfig(upstreamBaseUrl: string, dataDir: string, adminToken: strin
     DATABASE_URL: `sqlite:${path.join(dataDir, 'relay.db')}`,
     SPOOL_DIR: path.join(dataDir, 'spool'),
     PRICES_FILE: path.join(REPO, 'config', 'prices.json'),
+    MODEL_LIFECYCLE_FILE: path.join(REPO, 'config', 'model-lifecycle.json'),
     RELAY_TOKEN_SECRET: randomBytes(32).toString('base64url'),
     RELAY_ADMIN_TOKEN: adminToken,
     // One bench user opens up to 1,000 sessions at once; per-user limits are not what is measured.
     MAX_SESSIONS_PER_USER: '100000',
     MAX_SESSIONS_PER_KEY: '100000',
     CONNECTIONS_PER_MINUTE_PER_USER: '1000000',
+    // --translated: a compatible upstream that accepts beta only, so every (GA) bench client is
+    // translated: its appends pass as they are, the upstream's beta deltas are renamed by splicing.
+    ...(translated ? { UPSTREAM_PROVIDER: 'compatible', UPSTREAM_DIALECTS: 'beta' } : {}),
   });
 }
 
-async function startRelay(upstreamBaseUrl: string, dataDir: string, adminToken: string): Promise<Running> {
-  const relay: Relay = await createRelay(relayConfig(upstreamBaseUrl, dataDir, adminToken));
+async function startRelay(upstreamBaseUrl: string, dataDir: string, adminToken: string, kind: 'relay' | 'relay-translated' | 'relay-translated-up' = 'relay'): Promise<Running> {
+  // relay-translated is the plain relay (GA-only upstream) whose clients say they speak beta.
+  const relay: Relay = await createRelay(relayConfig(upstreamBaseUrl, dataDir, adminToken, kind === 'relay-translated-up'));
   const baseUrl = await relay.listen();
   return {
-    kind: 'relay',
+    kind,
     baseUrl,
     sessions: () => relay.services.sessions.size,
     stop: () => relay.shutdown(),
@@ -193,6 +198,8 @@ serve<TargetApi>({
       'relay-core': () => startRelayCore(upstreamBaseUrl, dataDir, adminToken),
       'relay-core-metered': () => startRelayCore(upstreamBaseUrl, dataDir, adminToken, true),
       'session-ws': () => startSessionOnWs(upstreamBaseUrl, dataDir, adminToken),
+      'relay-translated': () => startRelay(upstreamBaseUrl, dataDir, adminToken, 'relay-translated'),
+      'relay-translated-up': () => startRelay(upstreamBaseUrl, dataDir, adminToken, 'relay-translated-up'),
     };
     running = await starters[kind]();
     return { baseUrl: running.baseUrl };

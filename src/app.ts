@@ -31,6 +31,7 @@ import { toolApprovalRoutes } from './routes/tool-approvals';
 import { usageRoutes } from './routes/usage';
 import { createSessionPlanner, type SessionObserver } from './session/plan-session';
 import { RealtimeSimulator } from './simulator';
+import { openModelPolicy } from './models';
 import { openDatabase, type SqlDatabase } from './storage/database';
 import { ToolService } from './tools/service';
 import { createProvider, type UpstreamProvider } from './upstream';
@@ -85,7 +86,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
   let provider: UpstreamProvider;
   if (config.upstream.provider === 'simulator') {
     const simKey = `sk-sim-${randomBytes(16).toString('hex')}`;
-    simulator = new RealtimeSimulator({ apiKey: simKey, deltaIntervalMs: 20 });
+    simulator = new RealtimeSimulator({ apiKey: simKey, deltaIntervalMs: 20, dialects: config.upstream.dialects });
     await simulator.start();
     provider = createProvider(config.upstream, { baseUrl: simulator.baseUrl, apiKey: simKey });
     logger.warn({ upstream: simulator.baseUrl }, 'no provider key configured: serving from the built-in simulated upstream');
@@ -186,10 +187,12 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
     ledger: { check: () => db.ping(), spoolDepth: () => metering.ledger.spoolDepth() },
     checkTimeoutMs: config.storage.queryTimeoutMs,
   });
+  const models = openModelPolicy({ file: config.models.lifecycleFile, provider: provider.name, aliases: config.models.aliases, logger, registry: metrics.registry });
   await app.register(realtimeRoutes, {
     config,
     provider,
     sessions,
+    resolveModel: (model) => models.resolve(model),
     authenticate: authenticate('realtime'),
     admit: async (principal, request) => {
       const verdict = await metering.guard.check({ user: principal.user, tenant: principal.tenant, keyId: billingKeyId(principal) });
@@ -214,7 +217,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
         tools,
       })),
   });
-  await app.register(mintRoutes, { authenticator, config, ephemeralKeys: authenticator.ephemeralKeys, providerMint, rateLimiter: limits.mintRateLimiter });
+  await app.register(mintRoutes, { authenticator, config, ephemeralKeys: authenticator.ephemeralKeys, providerMint, rateLimiter: limits.mintRateLimiter, upstreamDialects: provider.dialects });
   await app.register(adminKeyRoutes, { authenticator, keyStore: authenticator.keyStore, ephemeralKeys: authenticator.ephemeralKeys });
   await app.register(usageRoutes, { ledger: metering.ledger, authenticate: authenticate('usage'), authenticateAdmin });
   await app.register(adminBudgetRoutes, { budgets: metering.budgets, guard: metering.guard, authenticateAdmin });

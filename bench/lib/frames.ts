@@ -16,10 +16,12 @@ const SEQ_DIGITS = 9;
 const TIME_DIGITS = 14;
 const ID_LENGTH = 2 + SESSION_DIGITS + SEQ_DIGITS + 2 * TIME_DIGITS;
 
-export type FrameKind = 'append' | 'delta';
+/** `delta-beta`: the upstream's delta in the beta dialect, which the relay renames for a GA client (`--translated`). */
+export type FrameKind = 'append' | 'delta' | 'delta-beta';
 
 const APPEND_PREFIX = '{"type":"input_audio_buffer.append","event_id":"';
 const DELTA_PREFIX = '{"type":"response.output_audio.delta","event_id":"';
+const BETA_DELTA_PREFIX = '{"type":"response.audio.delta","event_id":"';
 
 export interface FrameStamp {
   session: number;
@@ -36,7 +38,7 @@ interface Template {
 }
 
 function template(kind: FrameKind, audioB64: string): Template {
-  const prefix = kind === 'append' ? APPEND_PREFIX : DELTA_PREFIX;
+  const prefix = kind === 'append' ? APPEND_PREFIX : kind === 'delta' ? DELTA_PREFIX : BETA_DELTA_PREFIX;
   const placeholder = 'e'.repeat(ID_LENGTH);
   const body =
     kind === 'append'
@@ -49,7 +51,7 @@ function template(kind: FrameKind, audioB64: string): Template {
 
 // Random bytes, so the base64 looks like real audio to anything that scans it.
 const AUDIO_B64 = randomBytes(AUDIO_RAW_BYTES).toString('base64');
-const TEMPLATES: Record<FrameKind, Template> = { append: template('append', AUDIO_B64), delta: template('delta', AUDIO_B64) };
+const TEMPLATES: Record<FrameKind, Template> = { append: template('append', AUDIO_B64), delta: template('delta', AUDIO_B64), 'delta-beta': template('delta-beta', AUDIO_B64) };
 
 export function frameBytes(kind: FrameKind): number {
   return TEMPLATES[kind].bytes.length;
@@ -119,7 +121,7 @@ function wireTemplate(kind: FrameKind): WireTemplate {
   return { bytes, payloadOffset, masked };
 }
 
-const WIRE: Record<FrameKind, WireTemplate> = { append: wireTemplate('append'), delta: wireTemplate('delta') };
+const WIRE: Record<FrameKind, WireTemplate> = { append: wireTemplate('append'), delta: wireTemplate('delta'), 'delta-beta': wireTemplate('delta-beta') };
 const scratch = Buffer.alloc(ID_LENGTH);
 
 /**

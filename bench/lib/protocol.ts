@@ -2,7 +2,12 @@ import type { UpstreamMasking } from '../../src/config/config';
 /** What the orchestrator asks of the relay-side process and of the load process. */
 
 /** relay-core and session-ws are diagnostics: the relay with its layers peeled off. */
-export type TargetKind = 'relay' | 'pipe' | 'relay-core' | 'relay-core-metered' | 'session-ws';
+/**
+ * `--translated`: the full relay translating every session. relay-translated: beta clients on the
+ * GA-only upstream (OpenAI's case; deltas renamed in place). relay-translated-up: GA clients on a
+ * beta-only upstream (CometAPI's case; each delta's type grows, one copy).
+ */
+export type TargetKind = 'relay' | 'pipe' | 'relay-core' | 'relay-core-metered' | 'session-ws' | 'relay-translated' | 'relay-translated-up';
 export type PathKind = 'direct' | TargetKind;
 /** The paths the latency comparison and the targets are about. */
 export type MainPath = 'direct' | 'pipe' | 'relay';

@@ -22,6 +22,8 @@ const PATH_NAMES: Record<PathKind, string> = {
   'relay-core': 'relay core only (diag.)',
   'relay-core-metered': 'relay core + metering hooks (diag.)',
   'session-ws': 'RelaySession on bare ws (diag.)',
+  'relay-translated': 'relay, beta clients → GA upstream (translated)',
+  'relay-translated-up': 'relay, GA clients → beta upstream (translated)',
 };
 const pathName = (p: PathKind): string => PATH_NAMES[p];
 const capitalise = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
@@ -213,6 +215,22 @@ function throughputSection(rows: ThroughputRow[], o: Options): string[] {
     ]);
   }
   parts.push(table(['sessions', 'frames/s', 'CPU / session-s', 'c→u p50', 'u→c p50', 'c→u p99', 'u→c p99', 'idle RSS / session', 'active RSS / session'], ratioRows, ['r']), '');
+  // --translated: the same relay with every session translated beta⇄GA (audio renamed by splicing).
+  const perFrame = (t: ThroughputRow): number => (t.target && t.framesPerS > 0 ? (t.target.cpuCoreShare * 1e6) / t.framesPerS : NaN);
+  const translatedRows: (string | number)[][] = [];
+  for (const n of o.sessions) {
+    const rel = rows.find((t) => t.sessions === n && t.path === 'relay');
+    for (const kind of ['relay-translated', 'relay-translated-up'] as const) {
+      const tr = rows.find((t) => t.sessions === n && t.path === kind);
+      if (!rel?.target || !tr?.target) continue;
+      translatedRows.push([n, pathName(kind), perFrame(rel).toFixed(2), perFrame(tr).toFixed(2), x(ratio(perFrame(tr), perFrame(rel))), x(ratio(tr.u2c.latencyUs.p50, rel.u2c.latencyUs.p50))]);
+    }
+  }
+  if (translatedRows.length > 0) {
+    parts.push('### Translated ÷ untranslated relay (target ≤ 1.05× CPU per audio frame)', '');
+    parts.push('CPU per audio frame = the process CPU ÷ frames delivered, both directions together (appends pass untranslated; deltas are renamed).', '');
+    parts.push(table(['sessions', 'translated path', 'relay CPU µs / frame', 'translated CPU µs / frame', 'ratio', 'u→c p50'], translatedRows, ['r', 'l']), '');
+  }
   return parts;
 }
 

@@ -27,6 +27,8 @@ export interface Options {
   directThroughput: boolean;
   /** Also stream through the relay with its layers peeled off (relay-core, session-ws). */
   diagnose: boolean;
+  /** Also stream through the relay translating every session (relay-translated). */
+  translated: boolean;
   profile: boolean;
   heap: boolean;
   connectConcurrency: number;

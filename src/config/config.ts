@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import Ajv from 'ajv';
 import { envSchema } from './env-schema';
+import { parseModelAliases } from '../models/resolve';
 
 export type ProviderName = 'openai' | 'cometapi' | 'azure' | 'compatible' | 'simulator';
 export type ApiDialect = 'ga' | 'beta';
@@ -13,7 +14,10 @@ export interface UpstreamConfig {
   apiKey?: string;
   /** An http(s)://…/v1 base; the WebSocket URL is derived from it. */
   baseUrl?: string;
+  /** The dialect the relay speaks upstream unless a client's own is accepted: `dialects[0]`. */
   dialect: ApiDialect;
+  /** Dialects the upstream accepts, preferred first (config/providers.json, UPSTREAM_DIALECTS). */
+  dialects: ApiDialect[];
   azure?: { endpoint: string; apiVersion: string; deployment?: string };
   organization?: string;
   project?: string;
@@ -71,7 +75,14 @@ export interface RelayConfig {
   port: number;
   logLevel: string;
   upstream: UpstreamConfig;
-  models: { default: string; allowed: string[] | null };
+  models: {
+    default: string;
+    allowed: string[] | null;
+    /** Deprecation and shutdown dates (config/model-lifecycle.json). */
+    lifecycleFile: string;
+    /** MODEL_ALIASES: a shut-down model → the model served instead. */
+    aliases: Record<string, string>;
+  };
   relay: RelayLimits;
   storage: {
     databaseUrl: string;
@@ -130,7 +141,8 @@ export class ConfigError extends Error {
 
 interface ProviderDefaults {
   baseUrl?: string;
-  apiVersion: ApiDialect;
+  dialects: ApiDialect[];
+  dialectsConfigurable?: boolean;
   defaultModel: string;
   keyEnv?: string;
   azureApiVersion?: string;
@@ -162,6 +174,24 @@ function nonEmpty(env: NodeJS.ProcessEnv): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '') out[k] = v;
   return out;
+}
+
+/**
+ * The dialects an upstream accepts: the provider's known list, or for a configurable provider
+ * UPSTREAM_DIALECTS (a comma list), else REALTIME_API_VERSION alone. A setting that asks a
+ * fixed provider for a dialect it does not accept is refused: sending OpenAI the beta header
+ * gets every session closed (beta_api_shape_disabled); beta clients are translated instead.
+ */
+function upstreamDialects(provider: ProviderName, d: ProviderDefaults, list: string | undefined, single: ApiDialect | undefined): ApiDialect[] {
+  const setting = list !== undefined ? 'UPSTREAM_DIALECTS' : 'REALTIME_API_VERSION';
+  const asked = list !== undefined ? [...new Set(list.split(',').map((x) => x.trim()))] as ApiDialect[] : single ? [single] : null;
+  if (!asked) return [...d.dialects];
+  if (d.dialectsConfigurable) return asked;
+  const refused = asked.find((x) => !d.dialects.includes(x));
+  if (refused) {
+    throw new ConfigError(`Invalid setting ${setting}: provider ${provider} accepts only the ${d.dialects.join(', ')} dialect (clients speaking ${refused} are translated)`);
+  }
+  return asked;
 }
 
 /**
@@ -228,6 +258,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
     };
   }
 
+  const dialects = upstreamDialects(provider, pDefaults, str('UPSTREAM_DIALECTS'), str('REALTIME_API_VERSION') as ApiDialect | undefined);
+
   const defaultModel = str('DEFAULT_MODEL') ?? azure?.deployment ?? pDefaults.defaultModel;
   const allowedRaw = str('ALLOWED_MODELS');
   const allowed = allowedRaw
@@ -235,6 +267,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
     : null;
   if (allowed && allowed.length > 0 && !allowed.includes(defaultModel)) {
     throw new ConfigError(`Invalid setting DEFAULT_MODEL: ${defaultModel} is not in ALLOWED_MODELS`);
+  }
+
+  let aliases: Record<string, string>;
+  try {
+    aliases = parseModelAliases(str('MODEL_ALIASES'));
+  } catch (err) {
+    throw new ConfigError(`Invalid setting MODEL_ALIASES: ${(err as Error).message}`);
   }
 
   const tlsCert = str('TLS_CERT_FILE');
@@ -278,13 +317,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
       provider,
       apiKey,
       baseUrl,
-      dialect: (str('REALTIME_API_VERSION') as ApiDialect | undefined) ?? pDefaults.apiVersion,
+      dialect: dialects[0],
+      dialects,
       azure,
       organization: str('OPENAI_ORGANIZATION'),
       project: str('OPENAI_PROJECT'),
       connectTimeoutMs: num('UPSTREAM_CONNECT_TIMEOUT_MS'),
     },
-    models: { default: defaultModel, allowed: allowed && allowed.length > 0 ? allowed : null },
+    models: {
+      default: defaultModel,
+      allowed: allowed && allowed.length > 0 ? allowed : null,
+      lifecycleFile: str('MODEL_LIFECYCLE_FILE') ?? './config/model-lifecycle.json',
+      aliases,
+    },
     relay: {
       queueMaxFrames: num('CLIENT_QUEUE_MAX_FRAMES'),
       queueMaxBytes: num('CLIENT_QUEUE_MAX_BYTES'),

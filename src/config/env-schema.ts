@@ -19,6 +19,7 @@ export const envSchema = {
     AZURE_OPENAI_API_KEY: { type: 'string', minLength: 1 },
     UPSTREAM_BASE_URL: { type: 'string', pattern: '^https?://' },
     REALTIME_API_VERSION: { type: 'string', enum: ['ga', 'beta'] },
+    UPSTREAM_DIALECTS: { type: 'string', pattern: '^\\s*(ga|beta)\\s*(,\\s*(ga|beta)\\s*)?$' },
     AZURE_OPENAI_ENDPOINT: { type: 'string', pattern: '^https?://' },
     AZURE_OPENAI_RESOURCE: { type: 'string', pattern: '^[A-Za-z0-9-]+$' },
     AZURE_OPENAI_API_VERSION: { type: 'string', minLength: 1 },
@@ -27,6 +28,8 @@ export const envSchema = {
     OPENAI_PROJECT: { type: 'string', minLength: 1 },
     DEFAULT_MODEL: { type: 'string', minLength: 1 },
     ALLOWED_MODELS: { type: 'string' },
+    MODEL_LIFECYCLE_FILE: { type: 'string', minLength: 1 },
+    MODEL_ALIASES: { type: 'string' },
 
     UPSTREAM_CONNECT_TIMEOUT_MS: { type: 'integer', minimum: 100 },
     CLIENT_QUEUE_MAX_FRAMES: { type: 'integer', minimum: 1 },

@@ -11,7 +11,10 @@ export interface MeterContext {
   tenant?: string;
   keyId?: string;
   provider: string;
+  /** The model served and billed. */
   model: string;
+  /** The model the client asked for, when MODEL_ALIASES served `model` in its place. */
+  requestedModel?: string;
   /** Input-audio transcription model, if known at connect; `onSessionUpdated` also learns it. */
   transcriptionModel?: string;
 }
@@ -352,6 +355,8 @@ export class SessionMeter {
       costNanos,
       priceVersion: this.prices.version,
       priceModel: price?.model ?? null,
+      // Response rows of an aliased session keep the name the client asked for beside the served one.
+      requestedModel: model === this.context.model ? (this.context.requestedModel ?? null) : null,
       estimated,
       createdAt: at.getTime(),
     };

@@ -28,6 +28,7 @@ export interface SessionView {
   output_text_tokens: number;
   output_audio_tokens: number;
   audio_duration_ms: number;
+  output_reasoning_tokens: number;
   cost_usd: string;
 }
 
@@ -58,6 +59,7 @@ export function sessionView(r: SessionRecord): SessionView {
     output_text_tokens: t.output_text_tokens,
     output_audio_tokens: t.output_audio_tokens,
     audio_duration_ms: t.audio_duration_ms,
+    output_reasoning_tokens: t.output_reasoning_tokens,
     cost_usd: formatUsd(t.cost_nanos),
   };
 }

@@ -14,6 +14,8 @@ export const USAGE_COUNT_FIELDS = [
   'output_text_tokens',
   'output_audio_tokens',
   'audio_duration_ms',
+  // Last, so existing CSV columns keep their positions; a part of output_text_tokens.
+  'output_reasoning_tokens',
 ] as const;
 
 export function sumUsageRows(rows: readonly UsageRow[]): UsageTotals {
@@ -28,6 +30,7 @@ export function sumUsageRows(rows: readonly UsageRow[]): UsageTotals {
     cached_image_tokens: 0,
     output_text_tokens: 0,
     output_audio_tokens: 0,
+    output_reasoning_tokens: 0,
     audio_duration_ms: 0,
     cost_nanos: 0n,
   };

@@ -16,6 +16,11 @@ export interface TokenUsage {
   /** Includes reasoning tokens, which upstream reports inside the text output: billed once. */
   output_text: number;
   output_audio: number;
+  /**
+   * Reasoning tokens (`output_token_details.reasoning_tokens`): a part of `output_text`, kept for
+   * reporting only. Never billed on their own: they are billed once, inside output_text.
+   */
+  output_reasoning: number;
   /** Audio length for duration-priced transcription, in whole milliseconds; 0 otherwise. */
   duration_ms: number;
 }
@@ -29,6 +34,7 @@ export const TOKEN_FIELDS = [
   'cached_image',
   'output_text',
   'output_audio',
+  'output_reasoning',
 ] as const;
 
 export function emptyUsage(): TokenUsage {
@@ -41,6 +47,7 @@ export function emptyUsage(): TokenUsage {
     cached_image: 0,
     output_text: 0,
     output_audio: 0,
+    output_reasoning: 0,
     duration_ms: 0,
   };
 }
@@ -154,6 +161,8 @@ export function normaliseUsage(raw: unknown): TokenUsage | null {
   if (outDetails && (has(outDetails, 'text_tokens') || has(outDetails, 'audio_tokens'))) {
     usage.output_text = count(outDetails.text_tokens);
     usage.output_audio = count(outDetails.audio_tokens);
+    // Inside text_tokens (a subset, like cached input): capped so it can never exceed them.
+    usage.output_reasoning = Math.min(count(outDetails.reasoning_tokens), usage.output_text);
   } else {
     usage.output_text = count(u.output_tokens);
   }

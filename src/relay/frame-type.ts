@@ -143,3 +143,12 @@ export function readClientFrameType(buf: Buffer): FrameRead | FrameProblem {
 export function isFrameProblem(r: FrameRead | FrameProblem): r is FrameProblem {
   return typeof r === 'string';
 }
+
+/**
+ * Index just past the closing quote of the `type` value when the prefix walk finds it (the
+ * value then holds no escape, so its bytes are its UTF-8), or -1. Lets the dialect translator
+ * rename an audio frame's type by splicing bytes, without parsing its payload.
+ */
+export function typeValueEnd(buf: Buffer): number {
+  return typeFromPrefix(buf)?.end ?? -1;
+}

@@ -7,6 +7,7 @@ import { CloseCode, clampReason, clientCodeForUpstreamClose, type HandshakeFailu
 import { isFrameProblem, readClientFrameType, readFrameType } from './frame-type';
 import { findIntegrityProblem, GuardedTypeLookalikes, integrityError, lookalikeError } from './frame-integrity';
 import { clientEventId, errorEvent, type ProtocolError } from './protocol-errors';
+import type { FrameTranslator } from './dialect/translator';
 
 export type ParsedEvent = Record<string, unknown>;
 
@@ -78,6 +79,11 @@ export interface RelaySessionOptions {
   hooks?: SessionHooks;
   /** Absolute cap on one upstream frame; the upstream is trusted, this only bounds memory. */
   upstreamMaxPayload?: number;
+  /**
+   * Beta ⇄ GA translation when the client's dialect is not the upstream's (relay/dialect).
+   * Guards see the client's event and taps the upstream's; only the forwarded bytes change.
+   */
+  translator?: FrameTranslator;
 }
 
 const OPEN = 1;
@@ -272,6 +278,12 @@ export class RelaySession {
       if (tap && event) tap(event, this);
     }
     this.hooks.onUpstreamFrame?.(type, data.length);
+    if (this.o.translator) {
+      const out = this.o.translator.toClient(type, data);
+      if (!isFrameList(out)) this.forward(this.client, out, this.upstream);
+      else for (const frame of out) this.forward(this.client, frame, this.upstream);
+      return;
+    }
     this.forward(this.client, data, this.upstream);
   }
 
@@ -465,8 +477,16 @@ export class RelaySession {
     return data;
   }
 
-  private sendClientFrame(type: string, data: Buffer, event?: ParsedEvent): void {
-    if (type === 'response.create') data = this.registerRequest(data, event);
+  private sendClientFrame(type: string, frame: Buffer, event?: ParsedEvent): void {
+    let data = type === 'response.create' ? this.registerRequest(frame, event) : frame;
+    if (this.o.translator) {
+      const out = this.o.translator.toUpstream(type, data);
+      if (!Buffer.isBuffer(out)) {
+        this.sendToClient(errorEvent(out.error));
+        return;
+      }
+      data = out;
+    }
     this.clientFrames++;
     this.clientBytes += data.length;
     this.hooks.onClientFrame?.(type, data.length);
@@ -617,6 +637,10 @@ export class RelaySession {
       if (this.upstream?.readyState === OPEN) this.upstream.ping();
     }
   }
+}
+
+function isFrameList(v: Buffer | readonly Buffer[]): v is readonly Buffer[] {
+  return Array.isArray(v);
 }
 
 function parseEvent(data: Buffer): ParsedEvent | undefined {

@@ -26,7 +26,8 @@ import { AuthError } from '../auth/errors';
 import { readSessionFields, renderSession, type SessionDialect } from '../auth/locked-session';
 import { hasScope, type LockedSessionConfig, type Principal } from '../auth/principal';
 import { FixedWindowRateLimiter, type RateLimiter } from '../auth/rate-limit';
-import type { RelayConfig } from '../config/config';
+import type { ApiDialect, RelayConfig } from '../config/config';
+import { betaMintFromGa, gaMintBodyFromBeta } from '../relay/dialect/mint-shapes';
 import { errorBodySchema, HttpError } from '../http/errors';
 
 export interface ProviderMint {
@@ -42,6 +43,8 @@ export interface MintRoutesOptions {
   config: Pick<RelayConfig, 'auth' | 'models'>;
   ephemeralKeys: EphemeralKeys;
   providerMint?: ProviderMint;
+  /** Dialects the upstream accepts (default both): without beta, beta provider mints go through the GA endpoint. */
+  upstreamDialects?: readonly ApiDialect[];
   /** Defaults to an in-process limiter of config.auth.mintRatePerMinute per principal. */
   rateLimiter?: RateLimiter;
 }
@@ -305,6 +308,12 @@ export const mintRoutes: FastifyPluginAsync<MintRoutesOptions> = async (app: Fas
     const expiryParam = expiresAfter !== undefined ? 'expires_after' : 'client_secret.expires_after';
     const ttlS = ttlSeconds(expiresAfter ?? clientSecret.expires_after, expiryParam);
     if (mode === 'provider') {
+      if (opts.upstreamDialects && !opts.upstreamDialects.includes('beta')) {
+        // The upstream removed the beta endpoint (OpenAI answers it with beta_api_shape_disabled):
+        // mint through its GA endpoint and answer in the beta shape the caller asked for.
+        const ga = await viaProvider(req, reply, principal, target, '/realtime/client_secrets', gaMintBodyFromBeta({ ...session, model }, expiresAfter), model);
+        return betaMintFromGa(ga);
+      }
       return viaProvider(req, reply, principal, target, '/realtime/sessions', { ...session, model }, model);
     }
     const locked = lockedFrom(session, 'beta', '');

@@ -3,20 +3,29 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type WebSocket from 'ws';
 import type { CredentialCarrier } from '../auth/authenticator';
 import type { Principal } from '../auth/principal';
-import type { RelayConfig } from '../config/config';
+import type { ApiDialect, RelayConfig } from '../config/config';
 import { HttpError } from '../http/errors';
 import { CloseCode, clampReason } from '../relay/close-codes';
+import { clientDialectOf, upstreamDialectFor } from '../relay/dialect/client-dialect';
+import { DialectTranslator } from '../relay/dialect/translator';
 import { errorEvent, type ProtocolError } from '../relay/protocol-errors';
 import { RelaySession, type SessionHooks, type SessionSummary } from '../relay/relay-session';
 import type { SessionRegistry } from '../relay/session-registry';
 import type { UpstreamProvider } from '../upstream';
+import type { ModelResolution } from '../models/resolve';
 
 /** What the layers above the relay decide for one session, once the client is known. */
 export interface SessionContext {
   sessionId: string;
   principal: Principal;
+  /** The model served (and billed). */
   model: string;
+  /** The model the client asked for, when an alias (MODEL_ALIASES) serves another in its place. */
+  requestedModel?: string;
   provider: UpstreamProvider;
+  /** The client's dialect (beta header or subprotocol) and the one spoken upstream; they differ when the relay translates. */
+  clientDialect?: ApiDialect;
+  upstreamDialect?: ApiDialect;
   /** Re-checks the credential the session was opened with (expiry, revocation). */
   credentialStillValid: () => Promise<boolean>;
 }
@@ -39,6 +48,8 @@ export interface RealtimeRouteOptions {
   admit?: (principal: Principal, request: FastifyRequest) => Promise<void>;
   /** Checks that the model may be served (prices known, etc.); a ProtocolError refuses it after the upgrade. */
   checkModel?: (model: string, principal: Principal) => ProtocolError | null;
+  /** Lifecycle: a shut-down model is refused or replaced by its alias (src/models). */
+  resolveModel?: (model: string) => ModelResolution;
   /** Builds the session's hooks: metering, locked configuration, budget guard, metrics. */
   planSession?: (ctx: SessionContext) => Promise<SessionPlan>;
 }
@@ -83,19 +94,22 @@ export const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (a
         socket.close(CloseCode.policyViolation, 'unauthenticated');
         return;
       }
-      const model = request.query.model ?? principal.model ?? o.config.models.default;
-      const refusal = modelRefusal(o, principal, model);
-      if (refusal) {
-        socket.send(errorEvent(refusal));
-        socket.close(CloseCode.policyViolation, clampReason(refusal.message));
+      const requested = request.query.model ?? principal.model ?? o.config.models.default;
+      const resolved: ModelResolution = o.resolveModel?.(requested) ?? { ok: true, model: requested, requested, deprecated: null };
+      // Key binding and ALLOWED_MODELS apply to the model asked for; prices to the one served.
+      const refusal = resolved.ok ? modelRefusal(o, principal, requested, resolved.model) : resolved.error;
+      if (refusal || !resolved.ok) {
+        const err = refusal ?? { type: 'server_error', code: 'relay_error', message: 'model refused' };
+        socket.send(errorEvent(err));
+        socket.close(CloseCode.policyViolation, clampReason(err.message));
         return;
       }
-      void runSession(o, socket, request, principal, model);
+      void runSession(o, socket, request, principal, resolved.model, resolved.model !== requested ? requested : undefined);
     },
   );
 };
 
-function modelRefusal(o: RealtimeRouteOptions, principal: Principal, model: string): ProtocolError | null {
+function modelRefusal(o: RealtimeRouteOptions, principal: Principal, model: string, served = model): ProtocolError | null {
   if (principal.model && principal.model !== model) {
     return { type: 'invalid_request_error', code: 'model_not_allowed', message: `This key is bound to model ${principal.model}.`, param: 'model' };
   }
@@ -103,7 +117,7 @@ function modelRefusal(o: RealtimeRouteOptions, principal: Principal, model: stri
   if (allowed && !allowed.includes(model)) {
     return { type: 'invalid_request_error', code: 'model_not_allowed', message: `Model ${model} is not served by this relay.`, param: 'model' };
   }
-  return o.checkModel?.(model, principal) ?? null;
+  return o.checkModel?.(served, principal) ?? null;
 }
 
 async function runSession(
@@ -112,9 +126,12 @@ async function runSession(
   request: FastifyRequest,
   principal: Principal,
   model: string,
+  requestedModel?: string,
 ): Promise<void> {
   const sessionId = `rs_${randomUUID().replace(/-/g, '')}`;
-  const log = request.log.child({ session_id: sessionId, user: principal.user, tenant: principal.tenant, key_id: principal.keyId, model, provider: o.provider.name });
+  const clientDialect = clientDialectOf(request.headers);
+  const upstreamDialect = upstreamDialectFor(clientDialect, o.provider.dialects);
+  const log = request.log.child({ session_id: sessionId, user: principal.user, tenant: principal.tenant, key_id: principal.keyId, model, ...(requestedModel ? { requested_model: requestedModel } : {}), provider: o.provider.name, ...(clientDialect !== upstreamDialect ? { client_dialect: clientDialect, upstream_dialect: upstreamDialect } : {}) });
   // Frames can arrive while the plan is being built (a DB round trip): hold them in order.
   const early: Buffer[] = [];
   const holdEarly = (data: Buffer): void => {
@@ -132,7 +149,7 @@ async function runSession(
         () => true,
         () => false,
       );
-    plan = o.planSession ? await o.planSession({ sessionId, principal, model, provider: o.provider, credentialStillValid }) : { hooks: {} };
+    plan = o.planSession ? await o.planSession({ sessionId, principal, model, ...(requestedModel ? { requestedModel } : {}), provider: o.provider, clientDialect, upstreamDialect, credentialStillValid }) : { hooks: {} };
   } catch (err) {
     log.error({ err }, 'session setup failed');
     socket.send(errorEvent({ type: 'server_error', code: 'relay_error', message: 'The relay could not set up the session.' }));
@@ -144,10 +161,11 @@ async function runSession(
   const session = new RelaySession({
     sessionId,
     client: socket,
-    upstream: o.provider.realtimeTarget(model, sessionId),
+    upstream: o.provider.realtimeTarget(model, sessionId, upstreamDialect),
     limits: o.config.relay,
     connectTimeoutMs: o.config.upstream.connectTimeoutMs,
     hooks: plan.hooks,
+    ...(clientDialect !== upstreamDialect ? { translator: new DialectTranslator(clientDialect, upstreamDialect) } : {}),
   });
   o.sessions.add(session);
   plan.onStarted?.(session);

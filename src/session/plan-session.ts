@@ -72,8 +72,8 @@ export function createSessionPlanner(deps: {
   const dialect = config.upstream.dialect;
   const floorNanos = parseUsd(config.budgets.reservationFloorUsd ?? '0.01');
 
-  return async ({ sessionId, principal, model, provider, credentialStillValid }) => {
-    const meter = metering.newSessionMeter({ sessionId, user: principal.user, tenant: principal.tenant, keyId: billingKeyId(principal), provider: provider.name, model });
+  return async ({ sessionId, principal, model, requestedModel, provider, upstreamDialect, credentialStillValid }) => {
+    const meter = metering.newSessionMeter({ sessionId, user: principal.user, tenant: principal.tenant, keyId: billingKeyId(principal), provider: provider.name, model, ...(requestedModel ? { requestedModel } : {}) });
     const who = { user: principal.user, tenant: principal.tenant, keyId: billingKeyId(principal) };
     const tracker = trackSession({ ...deps.tracking, logger: deps.logger }, { sessionId, principal, model, provider: provider.name });
     const locked = principal.lockedSession;
@@ -115,7 +115,7 @@ export function createSessionPlanner(deps: {
     const refuseWhenOver = (event: ParsedEvent, then: () => GuardDecision): GuardDecision => (overBudget ? refuseOverBudget(event) : then());
 
     const hooks: SessionHooks = {
-      initialUpstreamFrames: locked ? [JSON.stringify(lockedSessionUpdate(locked, dialect))] : [],
+      initialUpstreamFrames: locked ? [JSON.stringify(lockedSessionUpdate(locked, upstreamDialect ?? dialect))] : [],
       clientGuards: {
         'session.update': (event) => refuseWhenOver(event, () => lockedDecision(checkSessionUpdate(locked, event) ?? checkPromptOverride(locked, event), event)),
         // Only with locked instructions: otherwise items are not the relay's business, and their

@@ -23,6 +23,8 @@ export interface SessionHost {
   random(): number;
   now(): number;
   recordClientEvent(connectionId: string, type: string, raw: string): void;
+  /** Each server frame as sent, when the simulator was asked to keep them (tests). */
+  recordServerEvent?(connectionId: string, type: string, raw: string): void;
   recordUsage(clientRequestId: string | undefined, usage: RealtimeUsage): void;
   rateLimitsAfter(totalTokens: number): JsonObject[];
   sessionClosed(session: SimulatedSession, code: number, reason: string, fromClient: boolean): void;
@@ -162,7 +164,9 @@ export class SimulatedSession {
 
   private send(type: string, body: JsonObject = {}): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
-    this.ws.send(JSON.stringify({ type, event_id: randomId('event'), ...body }));
+    const raw = JSON.stringify({ type, event_id: randomId('event'), ...body });
+    this.host.recordServerEvent?.(this.connectionId, type, raw);
+    this.ws.send(raw);
   }
 
   private sendError(errType: string, code: string | null, message: string, param: string | null, clientEventId?: string): void {
@@ -185,7 +189,8 @@ export class SimulatedSession {
     const minutes = maxMs / 60_000;
     const span = Number.isInteger(minutes) ? `${minutes} minutes` : `${maxMs / 1000} seconds`;
     this.invalid('session_expired', `Your session hit the maximum duration of ${span}.`, null);
-    this.close(1000, 'session_expired');
+    // The provider closes with 1001 (going away) at its maximum duration (realtime-protocol.md §7).
+    this.close(1001, 'session_expired');
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {

@@ -9,7 +9,7 @@ import {
 } from './mint';
 import { SimulatedSession, type SessionHost } from './session';
 import {
-  NO_FAULTS, type Dialect, type SimulatedConnectionInfo, type SimulatorFaults, type SimulatorLogger,
+  NO_FAULTS, type Dialect, type ReceivedClientEvent, type SimulatedConnectionInfo, type SimulatorFaults, type SimulatorLogger,
   type SimulatorOptions, type SimulatorStats,
 } from './types';
 import { addUsage, emptyTotals, type RealtimeUsage } from './usage';
@@ -60,7 +60,8 @@ export class RealtimeSimulator {
     lastCloseFromClient: new Map(),
   };
 
-  private readonly opts: Required<Omit<SimulatorOptions, 'apiKey' | 'models' | 'seed'>> & { apiKey?: string };
+  private readonly opts: Required<Omit<SimulatorOptions, 'apiKey' | 'models' | 'seed' | 'dialects'>> & { apiKey?: string };
+  private readonly dialects: ReadonlySet<Dialect>;
   private readonly modelList: string[];
   private readonly families: string[];
   private readonly random: () => number;
@@ -87,6 +88,8 @@ export class RealtimeSimulator {
       ...(options.apiKey !== undefined ? { apiKey: options.apiKey } : {}),
     };
     if (!(this.opts.audioChunkMs > 0)) throw new RangeError('audioChunkMs must be positive');
+    this.dialects = new Set(options.dialects ?? ['ga', 'beta']);
+    if (this.dialects.size === 0) throw new RangeError('dialects must name at least one dialect');
     this.modelList = options.models ?? DEFAULT_MODELS;
     this.families = this.modelList.map((m) => m.replace(/-\d{4}-\d{2}-\d{2}$/, ''));
     this.random = prng(options.seed ?? Math.floor(Math.random() * 2 ** 32));
@@ -105,10 +108,23 @@ export class RealtimeSimulator {
       random: () => this.random(),
       now: () => this.opts.now(),
       recordClientEvent: (connectionId, type, raw) => this.recordClientEvent(connectionId, type, raw),
+      recordServerEvent: (connectionId, type, raw) => {
+        if (this.sentServerEvents) this.sentServerEvents.push({ connectionId, type, raw });
+      },
       recordUsage: (id, usage) => this.recordUsage(id, usage),
       rateLimitsAfter: (tokens) => this.rateLimitsAfter(tokens),
       sessionClosed: (session, code, reason, fromClient) => this.sessionClosed(session, code, reason, fromClient),
     };
+  }
+
+  /**
+   * Server frames exactly as sent, once `recordServerEvents()` was called (off by default: audio
+   * deltas would hold megabytes). Tests compare them with what a client behind the relay got.
+   */
+  sentServerEvents: ReceivedClientEvent[] | null = null;
+
+  recordServerEvents(): void {
+    this.sentServerEvents ??= [];
   }
 
   get baseUrl(): string {
@@ -251,7 +267,13 @@ export class RealtimeSimulator {
       );
     }
     const betaHeader = (header(req, 'openai-beta') ?? '').includes('realtime=v1');
-    const dialect: Dialect = route.forceBeta || betaHeader || protocols.includes('openai-beta.realtime-v1') ? 'beta' : 'ga';
+    const asked: Dialect = route.forceBeta || betaHeader || protocols.includes('openai-beta.realtime-v1') ? 'beta' : 'ga';
+    if (!this.dialects.has(asked) && asked === 'beta') {
+      // OpenAI upgrades, then refuses in the protocol and closes (observed since May 2026).
+      this.wss.handleUpgrade(req, socket, head, (ws) => refuseBeta(ws));
+      return;
+    }
+    const dialect: Dialect = this.dialects.has(asked) ? asked : 'beta';
     this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, req, url, model, dialect, auth.minted));
   }
 
@@ -331,6 +353,11 @@ export class RealtimeSimulator {
     const url = new URL(req.url ?? '/', 'http://simulator.invalid');
     const path = url.pathname.replace(/\/+$/, '');
     if (path === '/healthz' && req.method === 'GET') return sendJson(res, { status: 200, body: { status: 'ok' } });
+    const refusal = this.dialectRefusal(path);
+    if (refusal) {
+      req.resume();
+      return sendJson(res, refusal);
+    }
     const mint = MINT_ROUTES[path];
     if (!mint) return sendJson(res, apiError(404, `Invalid URL (${req.method ?? 'GET'} ${url.pathname})`, 'invalid_request_error', null));
     if (req.method !== 'POST') {
@@ -370,6 +397,14 @@ export class RealtimeSimulator {
       });
   }
 
+  /** Mint endpoints of a dialect this simulator does not serve answer as the real services do. */
+  private dialectRefusal(path: string): HttpAnswer | null {
+    const beta = path === '/v1/realtime/sessions' || path === '/v1/realtime/transcription_sessions';
+    if (beta && !this.dialects.has('beta')) return apiError(400, BETA_DISABLED_MESSAGE, 'invalid_request_error', 'beta_api_shape_disabled');
+    if (!beta && MINT_ROUTES[path] && !this.dialects.has('ga')) return apiError(404, `Invalid URL (POST ${path})`, 'invalid_request_error', null);
+    return null;
+  }
+
   private mintContext(): MintContext {
     return {
       now: () => this.opts.now(),
@@ -388,6 +423,18 @@ const MINT_ROUTES: Record<string, (body: JsonObject, ctx: MintContext) => HttpAn
   '/v1/realtime/client_secrets': mintClientSecret,
   '/openai/v1/realtime/client_secrets': mintClientSecret,
 };
+
+/** OpenAI's own words for a beta request since the beta interface was removed. */
+export const BETA_DISABLED_MESSAGE = 'The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API.';
+
+function refuseBeta(ws: WebSocket): void {
+  ws.send(JSON.stringify({
+    type: 'error',
+    event_id: randomId('event', 20),
+    error: { type: 'invalid_request_error', code: 'beta_api_shape_disabled', message: BETA_DISABLED_MESSAGE, param: null, event_id: null },
+  }));
+  ws.close(4000, 'invalid_request_error.beta_api_shape_disabled');
+}
 
 function matchRoute(url: URL): Route | null {
   const q = url.searchParams;

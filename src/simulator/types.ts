@@ -23,6 +23,14 @@ export interface SimulatorOptions {
   /** Seeds the pseudo-random usage (cached-token fractions). */
   seed?: number;
   logger?: SimulatorLogger;
+  /**
+   * Dialects served. Default both. `['ga']` is OpenAI since May 2026: a beta request (header,
+   * subprotocol or the Azure preview path) is upgraded, answered with an `error` event
+   * `beta_api_shape_disabled` and closed with 4000, and the beta mint endpoints answer HTTP 400
+   * with the same code. `['beta']` is CometAPI: every session speaks beta whatever the client
+   * asks, and there is no GA client_secrets endpoint.
+   */
+  dialects?: Dialect[];
   /** Clock in ms, for expiring minted keys in tests without waiting. Default Date.now. */
   now?: () => number;
 }
@@ -40,7 +48,7 @@ export interface SimulatorFaults {
   stallResponses: boolean;
   /** Answer response.create with this error event instead of a response. */
   errorOnResponseCreate: { type: string; code: string; message: string } | null;
-  /** Expire sessions after this long: `session_expired` error event, then close 1000. */
+  /** Expire sessions after this long: `session_expired` error event, then close 1001. */
   sessionMaxMs: number | null;
 }
 

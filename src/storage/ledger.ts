@@ -85,6 +85,18 @@ export const ledgerMigrations: readonly Migration[] = [
       UPDATE usage_ledger SET upstream_response_id = response_id;
       CREATE INDEX usage_ledger_upstream_response ON usage_ledger (provider, upstream_response_id)`,
   },
+  {
+    // Reasoning tokens, for reporting: already inside output_text_tokens, and billed there once.
+    id: 'ledger_003_output_reasoning_tokens',
+    sqlite: `ALTER TABLE usage_ledger ADD COLUMN output_reasoning_tokens INTEGER NOT NULL DEFAULT 0`,
+    postgres: `ALTER TABLE usage_ledger ADD COLUMN output_reasoning_tokens BIGINT NOT NULL DEFAULT 0`,
+  },
+  {
+    // The model a client asked for when MODEL_ALIASES served another (`model`, billed) in its place.
+    id: 'ledger_004_requested_model',
+    sqlite: `ALTER TABLE usage_ledger ADD COLUMN requested_model TEXT`,
+    postgres: `ALTER TABLE usage_ledger ADD COLUMN requested_model TEXT`,
+  },
 ];
 
 export interface LedgerEntry {
@@ -113,6 +125,8 @@ export interface LedgerEntry {
    * at the configured fallback model; null when nothing could price it (cost 0).
    */
   priceModel: string | null;
+  /** The model asked for, when an alias served `model` instead (MODEL_ALIASES); null otherwise. */
+  requestedModel?: string | null;
   estimated: boolean;
   /** Unix milliseconds. */
   createdAt: number;
@@ -157,6 +171,8 @@ export interface UsageTotals {
   cached_image_tokens: number;
   output_text_tokens: number;
   output_audio_tokens: number;
+  /** Included in output_text_tokens (reporting only). */
+  output_reasoning_tokens: number;
   audio_duration_ms: number;
   cost_nanos: bigint;
 }
@@ -197,6 +213,7 @@ const TOKEN_COLUMNS = [
   ['cached_image', 'cached_image_tokens'],
   ['output_text', 'output_text_tokens'],
   ['output_audio', 'output_audio_tokens'],
+  ['output_reasoning', 'output_reasoning_tokens'],
   ['duration_ms', 'audio_duration_ms'],
 ] as const;
 
@@ -215,6 +232,7 @@ const COLUMNS = [
   'cost_nanos',
   'price_version',
   'price_model',
+  'requested_model',
   'estimated',
   'created_at',
 ];
@@ -242,10 +260,12 @@ function values(e: LedgerEntry): Record<string, SqlValue> {
     cost_nanos: e.costNanos,
     price_version: e.priceVersion,
     price_model: e.priceModel,
+    requested_model: e.requestedModel ?? null,
     estimated: e.estimated,
     created_at: e.createdAt,
   };
-  for (const [field, column] of TOKEN_COLUMNS) v[column] = e.usage[field];
+  // `?? 0`: a spooled entry written before a column existed replays with it at zero.
+  for (const [field, column] of TOKEN_COLUMNS) v[column] = e.usage[field] ?? 0;
   return v;
 }
 
@@ -306,6 +326,7 @@ export class Ledger implements LedgerReader {
       costNanos: toBigInt(r.cost_nanos),
       priceVersion: String(r.price_version),
       priceModel: r.price_model === null ? null : String(r.price_model),
+      ...(r.requested_model === null || r.requested_model === undefined ? {} : { requestedModel: String(r.requested_model) }),
       estimated: r.estimated === true || r.estimated === 1,
       createdAt: toNumber(r.created_at),
     };
@@ -374,6 +395,7 @@ export class Ledger implements LedgerReader {
       cached_image_tokens: toNumber(r.cached_image_tokens),
       output_text_tokens: toNumber(r.output_text_tokens),
       output_audio_tokens: toNumber(r.output_audio_tokens),
+      output_reasoning_tokens: toNumber(r.output_reasoning_tokens),
       audio_duration_ms: toNumber(r.audio_duration_ms),
       cost_nanos: toBigInt(r.cost_nanos),
     }));

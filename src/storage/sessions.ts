@@ -88,6 +88,7 @@ export interface SessionTotals {
   output_text_tokens: number;
   output_audio_tokens: number;
   audio_duration_ms: number;
+  output_reasoning_tokens: number;
   cost_nanos: bigint;
 }
 
@@ -128,6 +129,7 @@ export const TOTAL_COLUMNS = [
   'output_text_tokens',
   'output_audio_tokens',
   'audio_duration_ms',
+  'output_reasoning_tokens',
 ] as const;
 
 export function emptyTotals(): SessionTotals {
@@ -143,6 +145,7 @@ export function emptyTotals(): SessionTotals {
     output_text_tokens: 0,
     output_audio_tokens: 0,
     audio_duration_ms: 0,
+    output_reasoning_tokens: 0,
     cost_nanos: 0n,
   };
 }

@@ -1,4 +1,4 @@
-import type { UpstreamConfig } from '../config/config';
+import type { ApiDialect, UpstreamConfig } from '../config/config';
 import { toWebSocketBase, type UpstreamProvider, type UpstreamTarget } from './provider';
 
 /**
@@ -10,25 +10,26 @@ export function azureProvider(c: UpstreamConfig): UpstreamProvider {
   const { endpoint, apiVersion } = c.azure;
   const wsBase = toWebSocketBase(endpoint);
   const headers: Record<string, string> = { 'api-key': c.apiKey ?? '' };
-  if (c.dialect === 'beta') headers['OpenAI-Beta'] = 'realtime=v1';
+  const beta = (d: ApiDialect): Record<string, string> => (d === 'beta' ? { 'OpenAI-Beta': 'realtime=v1' } : {});
 
   return {
     name: 'azure',
     dialect: c.dialect,
-    realtimeTarget(deployment: string, sessionId: string): UpstreamTarget {
+    dialects: c.dialects,
+    realtimeTarget(deployment: string, sessionId: string, dialect: ApiDialect = c.dialect): UpstreamTarget {
       const d = encodeURIComponent(deployment);
       const url =
-        c.dialect === 'ga'
+        dialect === 'ga'
           ? `${wsBase}/openai/v1/realtime?model=${d}`
           : `${wsBase}/openai/realtime?api-version=${encodeURIComponent(apiVersion)}&deployment=${d}`;
-      return { url, headers: { ...headers, 'X-Client-Request-Id': sessionId } };
+      return { url, headers: { ...headers, ...beta(dialect), 'X-Client-Request-Id': sessionId } };
     },
     httpTarget(path: string): UpstreamTarget {
       const url =
         c.dialect === 'ga'
           ? `${endpoint}/openai/v1${path}`
           : `${endpoint}/openai${path}?api-version=${encodeURIComponent(apiVersion)}`;
-      return { url, headers: { ...headers, 'Content-Type': 'application/json' } };
+      return { url, headers: { ...headers, ...beta(c.dialect), 'Content-Type': 'application/json' } };
     },
   };
 }

@@ -9,5 +9,6 @@ export function cometApiProvider(c: UpstreamConfig): UpstreamProvider {
     baseUrl: c.baseUrl ?? 'https://api.cometapi.com/v1',
     apiKey: c.apiKey ?? '',
     dialect: c.dialect,
+    dialects: c.dialects,
   });
 }

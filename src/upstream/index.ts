@@ -20,9 +20,9 @@ export function createProvider(c: UpstreamConfig, simulator?: { baseUrl: string;
     case 'azure':
       return azureProvider(c);
     case 'compatible':
-      return openAiCompatibleProvider({ name: 'compatible', baseUrl: c.baseUrl ?? '', apiKey: c.apiKey ?? '', dialect: c.dialect, organization: c.organization, project: c.project });
+      return openAiCompatibleProvider({ name: 'compatible', baseUrl: c.baseUrl ?? '', apiKey: c.apiKey ?? '', dialect: c.dialect, dialects: c.dialects, organization: c.organization, project: c.project });
     case 'simulator':
       if (!simulator) throw new Error('the simulator provider needs a running simulator');
-      return openAiCompatibleProvider({ name: 'simulator', baseUrl: simulator.baseUrl, apiKey: simulator.apiKey, dialect: c.dialect });
+      return openAiCompatibleProvider({ name: 'simulator', baseUrl: simulator.baseUrl, apiKey: simulator.apiKey, dialect: c.dialect, dialects: c.dialects });
   }
 }

@@ -6,6 +6,8 @@ export interface OpenAiCompatibleOptions {
   baseUrl: string;
   apiKey: string;
   dialect: ApiDialect;
+  /** Accepted dialects, preferred first; default `[dialect]`. */
+  dialects?: readonly ApiDialect[];
   organization?: string;
   project?: string;
 }
@@ -15,25 +17,27 @@ export interface OpenAiCompatibleOptions {
  * dialect selected by the `OpenAI-Beta: realtime=v1` header. CometAPI and any compatible
  * service follow them, so they differ only in base URL, key and default dialect.
  */
+const BETA_HEADER = { 'OpenAI-Beta': 'realtime=v1' } as const;
+
 export function openAiCompatibleProvider(o: OpenAiCompatibleOptions): UpstreamProvider {
   const wsBase = toWebSocketBase(o.baseUrl);
   const httpBase = o.baseUrl.replace(/\/+$/, '');
   const common: Record<string, string> = { Authorization: `Bearer ${o.apiKey}` };
-  if (o.dialect === 'beta') common['OpenAI-Beta'] = 'realtime=v1';
   if (o.organization) common['OpenAI-Organization'] = o.organization;
   if (o.project) common['OpenAI-Project'] = o.project;
 
   return {
     name: o.name,
     dialect: o.dialect,
-    realtimeTarget(model: string, sessionId: string): UpstreamTarget {
+    dialects: o.dialects ?? [o.dialect],
+    realtimeTarget(model: string, sessionId: string, dialect: ApiDialect = o.dialect): UpstreamTarget {
       return {
         url: `${wsBase}/realtime?model=${encodeURIComponent(model)}`,
-        headers: { ...common, 'X-Client-Request-Id': sessionId },
+        headers: { ...common, ...(dialect === 'beta' ? BETA_HEADER : {}), 'X-Client-Request-Id': sessionId },
       };
     },
     httpTarget(path: string): UpstreamTarget {
-      return { url: `${httpBase}${path}`, headers: { ...common, 'Content-Type': 'application/json' } };
+      return { url: `${httpBase}${path}`, headers: { ...common, ...(o.dialect === 'beta' ? BETA_HEADER : {}), 'Content-Type': 'application/json' } };
     },
   };
 }

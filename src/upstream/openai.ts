@@ -9,6 +9,7 @@ export function openAiProvider(c: UpstreamConfig): UpstreamProvider {
     baseUrl: c.baseUrl ?? 'https://api.openai.com/v1',
     apiKey: c.apiKey ?? '',
     dialect: c.dialect,
+    dialects: c.dialects,
     organization: c.organization,
     project: c.project,
   });

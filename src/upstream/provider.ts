@@ -9,9 +9,15 @@ export interface UpstreamTarget {
 /** An upstream realtime service: how to reach its WebSocket and its HTTP API. */
 export interface UpstreamProvider {
   readonly name: ProviderName;
+  /** The dialect spoken upstream by default (the first it accepts). */
   readonly dialect: ApiDialect;
-  /** The WebSocket target for a session with this model (a deployment name on Azure). */
-  realtimeTarget(model: string, sessionId: string): UpstreamTarget;
+  /** Every dialect the upstream accepts, preferred first. */
+  readonly dialects: readonly ApiDialect[];
+  /**
+   * The WebSocket target for a session with this model (a deployment name on Azure), in
+   * `dialect` (default: the provider's). The beta header goes only with a beta session.
+   */
+  realtimeTarget(model: string, sessionId: string, dialect?: ApiDialect): UpstreamTarget;
   /** An HTTP endpoint of the provider's realtime API (path like `/realtime/client_secrets`). */
   httpTarget(path: string): UpstreamTarget;
 }

@@ -1,4 +1,5 @@
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { cli, scratch } from './support';
 
@@ -87,5 +88,34 @@ describe('realtime-relay prices check', () => {
     const r = await cli(argv, s.env);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(message);
+  });
+});
+
+describe('realtime-relay prices check: model lifecycle', () => {
+  const s = scratch();
+  afterAll(() => s.cleanup());
+
+  it('reports deprecated and past-shutdown models, their replacements and whether they are priced', async () => {
+    const r = await cli(['prices', 'check', '--file', SHIPPED, '--date', '2026-12-01'], s.env);
+    expect(r).toMatchObject({ code: 0 });
+    expect(r.out).toMatch(/^openai gpt-realtime: deprecated, shuts down 2027-01-20; replacement gpt-realtime-2\.1$/m);
+    expect(r.out).toMatch(/^openai gpt-4o-realtime-preview-2025-06-03: PAST SHUTDOWN since 2026-05-07; replacement gpt-realtime; sessions refused$/m);
+    // A listed model, or a replacement, with no price is flagged.
+    const file = path.join(tmpdir(), `lifecycle-${process.pid}.json`);
+    writeFileSync(file, JSON.stringify({ providers: { openai: { models: [{ model: 'gpt-nothing', shutdown_date: '2027-01-01', replacement: 'gpt-nothing-2' }] } } }));
+    const u = await cli(['prices', 'check', '--file', SHIPPED, '--lifecycle', file, '--date', '2026-12-01'], s.env);
+    expect(u.out).toMatch(/^openai gpt-nothing: deprecated, shuts down 2027-01-01 \(UNPRICED\); replacement gpt-nothing-2 \(UNPRICED\)$/m);
+    rmSync(file, { force: true });
+  });
+
+  it('warns about a served model past shutdown, and names the alias that serves it instead', async () => {
+    const env = { ...s.env, UPSTREAM_PROVIDER: 'openai', OPENAI_API_KEY: 'sk-test', DEFAULT_MODEL: 'gpt-4o-realtime-preview-2025-06-03' };
+    const refused = await cli(['prices', 'check', '--json', '--date', '2026-12-01'], env);
+    const body = JSON.parse(refused.out) as { warnings: string[]; lifecycle: Array<{ model: string; state: string; alias: string | null }> };
+    expect(body.warnings).toEqual([expect.stringMatching(/gpt-4o-realtime-preview-2025-06-03 is past its shutdown date \(2026-05-07\).*will refuse sessions/)]);
+    const aliased = await cli(['prices', 'check', '--json', '--date', '2026-12-01'], { ...env, MODEL_ALIASES: 'gpt-4o-realtime-preview-2025-06-03=gpt-realtime-2.1' });
+    const b2 = JSON.parse(aliased.out) as typeof body;
+    expect(b2.warnings).toEqual([]);
+    expect(b2.lifecycle.find((l) => l.model === 'gpt-4o-realtime-preview-2025-06-03')).toMatchObject({ state: 'shutdown', alias: 'gpt-realtime-2.1' });
   });
 });

@@ -91,10 +91,10 @@ describe('realtime-relay usage', () => {
     expect(r).toMatchObject({ code: 0, err: '' });
     const lines = r.out.split('\r\n');
     expect(lines[0]).toBe(
-      'user,tenant,responses,estimated_responses,input_text_tokens,input_audio_tokens,input_image_tokens,cached_text_tokens,cached_audio_tokens,cached_image_tokens,output_text_tokens,output_audio_tokens,audio_duration_ms,cost_usd',
+      'user,tenant,responses,estimated_responses,input_text_tokens,input_audio_tokens,input_image_tokens,cached_text_tokens,cached_audio_tokens,cached_image_tokens,output_text_tokens,output_audio_tokens,audio_duration_ms,output_reasoning_tokens,cost_usd',
     );
-    expect(lines[1]).toBe("'=bob,acme,1,0,1,0,0,0,0,0,0,0,0,0.000000005");
-    expect(lines[2]).toBe('alice,acme,3,1,100,10,0,0,4,0,7,50,0,1.000000033');
+    expect(lines[1]).toBe("'=bob,acme,1,0,1,0,0,0,0,0,0,0,0,0,0.000000005");
+    expect(lines[2]).toBe('alice,acme,3,1,100,10,0,0,4,0,7,50,0,0,1.000000033');
     expect(lines[3]).toBe('');
     expect(lines).toHaveLength(4);
   });

@@ -102,6 +102,7 @@ describe('usage and budget routes', () => {
         cached_image_tokens: 0,
         output_text_tokens: 5,
         output_audio_tokens: 200,
+        output_reasoning_tokens: 0,
         audio_duration_ms: 0,
         cost_usd: '0.012345679', // 12_345_678 + 1 nanos
       });
@@ -122,9 +123,9 @@ describe('usage and budget routes', () => {
       expect(res.statusCode).toBe(200);
       expect(res.headers['content-type']).toBe('text/csv; charset=utf-8');
       expect(res.body.split('\r\n')).toEqual([
-        'day,responses,estimated_responses,input_text_tokens,input_audio_tokens,input_image_tokens,cached_text_tokens,cached_audio_tokens,cached_image_tokens,output_text_tokens,output_audio_tokens,audio_duration_ms,cost_usd',
-        '2025-01-31,1,0,100,0,0,40,0,0,0,200,0,0.012345678',
-        '2025-02-01,1,1,0,0,0,0,0,0,5,0,0,0.000000001',
+        'day,responses,estimated_responses,input_text_tokens,input_audio_tokens,input_image_tokens,cached_text_tokens,cached_audio_tokens,cached_image_tokens,output_text_tokens,output_audio_tokens,audio_duration_ms,output_reasoning_tokens,cost_usd',
+        '2025-01-31,1,0,100,0,0,40,0,0,0,200,0,0,0.012345678',
+        '2025-02-01,1,1,0,0,0,0,0,0,5,0,0,0,0.000000001',
         '',
       ]);
     });

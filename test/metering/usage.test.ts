@@ -18,6 +18,7 @@ describe('parseResponseDone', () => {
         cached_image: 0,
         output_text: 10,
         output_audio: 523,
+        output_reasoning: 0,
         duration_ms: 0,
       },
     });
@@ -101,6 +102,7 @@ describe('normaliseUsage', () => {
       cached_image: 0,
       output_text: 0,
       output_audio: 3,
+      output_reasoning: 0,
       duration_ms: 0,
     });
   });

@@ -64,7 +64,7 @@ describe('faults', () => {
     await c.close();
   });
 
-  it('sessionMaxMs expires the session with session_expired and close 1000', async () => {
+  it('sessionMaxMs expires the session with session_expired and close 1001', async () => {
     sim.setFaults({ sessionMaxMs: 250 });
     const before = Math.floor(Date.now() / 1000);
     const c = await TestClient.connect(url());
@@ -74,7 +74,7 @@ describe('faults', () => {
     const err = await c.waitFor<ErrorEvent>('error', 2000);
     expect(err.error).toMatchObject({ type: 'invalid_request_error', code: 'session_expired' });
     expect(err.error.message).toMatch(/maximum duration/);
-    expect((await c.closed).code).toBe(1000);
+    expect((await c.closed).code).toBe(1001);
   });
 
   it('faults apply to new responses only, not one already streaming', async () => {

@@ -22,6 +22,16 @@ describe.each(BACKENDS)('Ledger on %s', (backend) => {
     expect(await ledger.find('openai', e.responseId)).toEqual(e);
   });
 
+  it('stores reasoning tokens (a part of text output) and the requested model of an aliased session', async () => {
+    const e = entry({ model: 'gpt-realtime-2.1', requestedModel: 'gpt-realtime', usage: { output_text: 130, output_reasoning: 30 } });
+    expect(await ledger.insert(e)).toBe('inserted');
+    const back = await ledger.find('openai', e.responseId);
+    expect(back).toMatchObject({ model: 'gpt-realtime-2.1', requestedModel: 'gpt-realtime' });
+    expect(back?.usage).toMatchObject({ output_text: 130, output_reasoning: 30 });
+    const [totals] = await ledger.usage({});
+    expect(totals).toMatchObject({ output_text_tokens: 130, output_reasoning_tokens: 30 });
+  });
+
   it('keeps one row per (provider, response id): a replay is a duplicate', async () => {
     const e = entry({ responseId: 'resp_A' });
     expect(await ledger.insert(e)).toBe('inserted');
@@ -90,6 +100,7 @@ describe.each(BACKENDS)('Ledger on %s', (backend) => {
           cached_image_tokens: 0,
           output_text_tokens: 3,
           output_audio_tokens: 20,
+          output_reasoning_tokens: 0,
           audio_duration_ms: 1500,
           cost_nanos: 1157n,
         },

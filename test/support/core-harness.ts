@@ -29,9 +29,10 @@ export async function startCoreHarness(
   /** Another upstream (an http://…/v1 base) instead of the simulator, for tests that need a misbehaving peer. */
   upstreamBaseUrl?: string,
 ): Promise<CoreHarness> {
-  const simulator = new RealtimeSimulator({ apiKey: SIM_KEY, deltaIntervalMs: 2 });
-  await simulator.start();
   const config = loadConfig({ NODE_ENV: 'test', UPSTREAM_PROVIDER: 'simulator', LOG_LEVEL: 'silent', PING_INTERVAL_MS: '0', ...env });
+  // The simulator serves the dialects the relay is told the upstream accepts (UPSTREAM_DIALECTS).
+  const simulator = new RealtimeSimulator({ apiKey: SIM_KEY, deltaIntervalMs: 2, dialects: config.upstream.dialects });
+  await simulator.start();
   const provider = createProvider(config.upstream, { baseUrl: upstreamBaseUrl ?? simulator.baseUrl, apiKey: SIM_KEY });
   const sessions = new SessionRegistry();
   const app = Fastify({ logger: false });

@@ -49,6 +49,7 @@ export async function startRelay(env: Record<string, string> = {}, opts: { logge
     SPOOL_DIR: path.join(dir, 'spool'),
     // Absolute, so suites run from any cwd still find the shipped price table.
     PRICES_FILE: path.resolve(__dirname, '..', '..', 'config', 'prices.json'),
+    MODEL_LIFECYCLE_FILE: path.resolve(__dirname, '..', '..', 'config', 'model-lifecycle.json'),
     RELAY_ADMIN_TOKEN,
     RELAY_TOKEN_SECRET,
     LOG_LEVEL: 'silent',

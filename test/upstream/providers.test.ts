@@ -15,8 +15,16 @@ describe('upstream providers', () => {
     const t = ga.realtimeTarget('gpt-realtime', 'rs_1');
     expect(t.url).toBe('wss://api.openai.com/v1/realtime?model=gpt-realtime');
     expect(t.headers).toEqual({ Authorization: 'Bearer sk-o', 'OpenAI-Organization': 'org_1', 'OpenAI-Project': 'proj_1', 'X-Client-Request-Id': 'rs_1' });
-    const beta = createProvider(loadConfig({ ...base, OPENAI_API_KEY: 'sk-o', REALTIME_API_VERSION: 'beta' }).upstream);
-    expect(beta.realtimeTarget('gpt-4o-realtime-preview-2024-12-17', 'rs_2').headers['OpenAI-Beta']).toBe('realtime=v1');
+    // OpenAI removed the beta interface: configuring it is refused, and no session carries the header.
+    expect(() => loadConfig({ ...base, OPENAI_API_KEY: 'sk-o', REALTIME_API_VERSION: 'beta' })).toThrow(/REALTIME_API_VERSION: provider openai accepts only the ga dialect/);
+    expect(() => loadConfig({ ...base, OPENAI_API_KEY: 'sk-o', UPSTREAM_DIALECTS: 'ga,beta' })).toThrow(/UPSTREAM_DIALECTS/);
+    expect(ga.dialects).toEqual(['ga']);
+    expect(ga.realtimeTarget('gpt-realtime', 'rs_2').headers['OpenAI-Beta']).toBeUndefined();
+    // A compatible upstream that accepts both gets the header only on beta sessions.
+    const both = createProvider(loadConfig({ ...base, UPSTREAM_BASE_URL: 'https://x.example/v1', UPSTREAM_API_KEY: 'k', UPSTREAM_DIALECTS: 'ga,beta' }).upstream);
+    expect(both.dialects).toEqual(['ga', 'beta']);
+    expect(both.realtimeTarget('m', 'rs', 'beta').headers['OpenAI-Beta']).toBe('realtime=v1');
+    expect(both.realtimeTarget('m', 'rs', 'ga').headers['OpenAI-Beta']).toBeUndefined();
     expect(ga.httpTarget('/realtime/client_secrets').url).toBe('https://api.openai.com/v1/realtime/client_secrets');
   });
 
@@ -27,14 +35,14 @@ describe('upstream providers', () => {
     expect(t.headers).toMatchObject({ Authorization: 'Bearer sk-c', 'OpenAI-Beta': 'realtime=v1' });
   });
 
-  it('azure: deployment URL with api-version and the api-key header; GA path under /openai/v1', () => {
-    const beta = createProvider(loadConfig({ ...base, UPSTREAM_PROVIDER: 'azure', AZURE_OPENAI_API_KEY: 'az', AZURE_OPENAI_RESOURCE: 'res' }).upstream);
-    const t = beta.realtimeTarget('my-deploy', 'rs_1');
-    expect(t.url).toBe('wss://res.openai.azure.com/openai/realtime?api-version=2024-10-01-preview&deployment=my-deploy');
+  it('azure: GA path under /openai/v1 with the api-key header; the beta preview path is not configured', () => {
+    const ga = createProvider(loadConfig({ ...base, UPSTREAM_PROVIDER: 'azure', AZURE_OPENAI_API_KEY: 'az', AZURE_OPENAI_RESOURCE: 'res' }).upstream);
+    const t = ga.realtimeTarget('my-deploy', 'rs_1');
+    expect(t.url).toBe('wss://res.openai.azure.com/openai/v1/realtime?model=my-deploy');
     expect(t.headers['api-key']).toBe('az');
     expect(t.headers.Authorization).toBeUndefined();
-    const ga = createProvider(loadConfig({ ...base, UPSTREAM_PROVIDER: 'azure', AZURE_OPENAI_API_KEY: 'az', AZURE_OPENAI_RESOURCE: 'res', REALTIME_API_VERSION: 'ga' }).upstream);
-    expect(ga.realtimeTarget('my-deploy', 'rs_1').url).toBe('wss://res.openai.azure.com/openai/v1/realtime?model=my-deploy');
+    expect(t.headers['OpenAI-Beta']).toBeUndefined();
+    expect(() => loadConfig({ ...base, UPSTREAM_PROVIDER: 'azure', AZURE_OPENAI_API_KEY: 'az', AZURE_OPENAI_RESOURCE: 'res', REALTIME_API_VERSION: 'beta' })).toThrow(/provider azure accepts only the ga dialect/);
   });
 
   it('compatible: derives ws:// and wss:// from an http(s) /v1 base', () => {
@@ -44,8 +52,7 @@ describe('upstream providers', () => {
   });
 
   it.each([
-    ['azure (beta, deployment path, api-key header)', (url: string) => ({ UPSTREAM_PROVIDER: 'azure', AZURE_OPENAI_ENDPOINT: url.replace(/\/v1$/, ''), AZURE_OPENAI_API_KEY: 'sk-sim-provider-test', AZURE_OPENAI_DEPLOYMENT: 'gpt-4o-realtime-preview-2024-12-17' }), '/openai/realtime'],
-    ['azure (GA path)', (url: string) => ({ UPSTREAM_PROVIDER: 'azure', REALTIME_API_VERSION: 'ga', AZURE_OPENAI_ENDPOINT: url.replace(/\/v1$/, ''), AZURE_OPENAI_API_KEY: 'sk-sim-provider-test', AZURE_OPENAI_DEPLOYMENT: 'gpt-realtime' }), '/openai/v1/realtime'],
+    ['azure (GA path)', (url: string) => ({ UPSTREAM_PROVIDER: 'azure', AZURE_OPENAI_ENDPOINT: url.replace(/\/v1$/, ''), AZURE_OPENAI_API_KEY: 'sk-sim-provider-test', AZURE_OPENAI_DEPLOYMENT: 'gpt-realtime' }), '/openai/v1/realtime'],
     ['compatible (UPSTREAM_BASE_URL)', (url: string) => ({ UPSTREAM_BASE_URL: url, UPSTREAM_API_KEY: 'sk-sim-provider-test' }), '/v1/realtime'],
   ])('%s reaches a real upstream end to end', async (_name, envFor, path) => {
     const sim = new RealtimeSimulator({ apiKey: 'sk-sim-provider-test' });

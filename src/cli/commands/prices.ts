@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { loadConfig } from '../../config/config';
 import { formatUsd } from '../../metering/money';
 import { PriceBook, PriceBookError, TOKEN_PRICE_KEYS, type ModelPrice } from '../../metering/prices';
+import { day, LifecycleError, ModelLifecycle } from '../../models/lifecycle';
 import { asCommand, CliFailure, EXIT, parseCommand, parseDateOption, UsageError, wantsHelp, type CliIo } from '../context';
 import { json, table, type Column } from '../format';
 
@@ -23,11 +24,16 @@ export const PRICES_CHECK_HELP = `Usage: realtime-relay prices check [options]
 
 Validates the price file with the relay's own loader and prints, per provider and model, the
 prices in force today (UTC): USD per 1M tokens, and USD per minute for duration-priced models.
-Exits 1 with the first problem when the file is invalid.
+Then the model lifecycle: every model with a shutdown date, whether it is deprecated or past
+shutdown, its replacement, the MODEL_ALIASES entry serving it, and whether the model and its
+replacement are priced. Warns about served models (DEFAULT_MODEL, ALLOWED_MODELS) that are
+unpriced or past shutdown without an alias. Exits 1 with the first problem when a file is invalid.
 
 Options:
   --file FILE          Price file to check (default: PRICES_FILE from the environment/.env,
                        else ./config/prices.json)
+  --lifecycle FILE     Lifecycle file (default: MODEL_LIFECYCLE_FILE, else
+                       ./config/model-lifecycle.json)
   --date DATE          Show the prices in force at this day (YYYY-MM-DD) or ISO timestamp instead
   --json               Print JSON
   -h, --help           Show this help
@@ -83,7 +89,7 @@ async function check(argv: string[], io: CliIo): Promise<number> {
     return EXIT.ok;
   }
   const { values } = parseCommand(argv, {
-    options: { file: { type: 'string' }, date: { type: 'string' }, json: { type: 'boolean', default: false } },
+    options: { file: { type: 'string' }, lifecycle: { type: 'string' }, date: { type: 'string' }, json: { type: 'boolean', default: false } },
   });
   if (values.file !== undefined && values.file.trim() === '') throw new UsageError('--file must not be empty');
   const at = values.date === undefined ? new Date() : parseDateOption(values.date, '--date').date;
@@ -136,8 +142,41 @@ async function check(argv: string[], io: CliIo): Promise<number> {
     }
   }
 
+  const lifecycleFile = values.lifecycle ?? config?.models.lifecycleFile ?? './config/model-lifecycle.json';
+  let lifecycle: ModelLifecycle;
+  try {
+    lifecycle = ModelLifecycle.load(lifecycleFile);
+  } catch (err) {
+    if (err instanceof LifecycleError) throw new CliFailure(`invalid lifecycle file: ${err.message}`);
+    throw err;
+  }
+  const modelAliases = config?.models.aliases ?? {};
+  const lifecycleRows = lifecycle.providers().flatMap((provider) =>
+    lifecycle.entries(provider).map((e) => {
+      const state = lifecycle.stateOf(provider, e.model, at).state;
+      const alias = modelAliases[e.model] ?? null;
+      return {
+        provider,
+        model: e.model,
+        state,
+        shutdown_date: day(e.shutdown),
+        replacement: e.replacement,
+        alias,
+        priced: book.priceFor(provider, e.model, at) !== null,
+        replacement_priced: e.replacement === null ? null : book.priceFor(provider, e.replacement, at) !== null,
+      };
+    }),
+  );
+  if (config) {
+    const provider = config.upstream.provider;
+    for (const model of [...new Set([config.models.default, ...(config.models.allowed ?? [])])]) {
+      const st = lifecycle.stateOf(provider, model, at);
+      if (st.state === 'shutdown' && !modelAliases[model]) warnings.push(`model ${model} is past its shutdown date (${day(st.shutdown)}) for provider ${provider}: the relay will refuse sessions on it (set MODEL_ALIASES to serve a replacement)`);
+    }
+  }
+
   if (values.json) {
-    io.stdout(json({ file, valid: true, version: book.version, at: at.toISOString(), prices: rows, same_as: aliases, not_yet_effective: notYet, warnings }));
+    io.stdout(json({ file, valid: true, version: book.version, at: at.toISOString(), prices: rows, same_as: aliases, not_yet_effective: notYet, lifecycle_file: lifecycleFile, lifecycle: lifecycleRows, warnings }));
     return EXIT.ok;
   }
   const columns: Column[] = [
@@ -159,6 +198,13 @@ async function check(argv: string[], io: CliIo): Promise<number> {
   out += table(columns, cells);
   for (const [provider, target] of Object.entries(aliases)) out += `${provider}: same prices as ${target}\n`;
   for (const n of notYet) out += `${n.provider} ${n.model}: not in force yet (from ${n.from})\n`;
+  out += `\nModel lifecycle (${lifecycleFile}) at ${at.toISOString()}:\n`;
+  for (const l of lifecycleRows) {
+    const when = l.state === 'shutdown' ? `PAST SHUTDOWN since ${l.shutdown_date}` : `deprecated, shuts down ${l.shutdown_date}`;
+    const serving = l.state === 'shutdown' ? (l.alias ? `; served as ${l.alias} (MODEL_ALIASES)` : '; sessions refused') : '';
+    const replacement = l.replacement ? `; replacement ${l.replacement}${l.replacement_priced ? '' : ' (UNPRICED)'}` : '';
+    out += `${l.provider} ${l.model}: ${when}${l.priced ? '' : ' (UNPRICED)'}${replacement}${serving}\n`;
+  }
   io.stdout(out);
   for (const w of warnings) io.stderr(`warning: ${w}\n`);
   return EXIT.ok;

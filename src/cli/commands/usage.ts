@@ -44,6 +44,7 @@ const HEADERS: Record<(typeof COUNT_FIELDS)[number], string> = {
   cached_image_tokens: 'CACHED_IMAGE',
   output_text_tokens: 'OUT_TEXT',
   output_audio_tokens: 'OUT_AUDIO',
+  output_reasoning_tokens: 'OUT_REASONING',
   audio_duration_ms: 'AUDIO_MS',
 };
 
