@@ -74,6 +74,10 @@ export interface SimulatorStats {
   receivedClientEvents: ReceivedClientEvent[];
   /** Closes the client initiated (1006 when it vanished without a close frame). */
   lastCloseFromClient: Map<string, { code: number; reason: string }>;
+  /** WebRTC calls answered (POST /v1/realtime/calls). */
+  callsCreated: number;
+  /** Calls ended through POST /v1/realtime/calls/{id}/hangup. */
+  callHangups: number;
 }
 
 export interface SimulatedConnectionInfo {
