@@ -6,20 +6,24 @@ import type { Logger } from 'pino';
 import { Authenticator, requireScope, type CredentialCarrier } from './auth/authenticator';
 import { selectSubprotocol } from './auth/credentials';
 import type { Principal } from './auth/principal';
+import type { ProtocolError } from './relay/protocol-errors';
 import type { RelayConfig } from './config/config';
 import { HttpError, installErrorHandler } from './http/errors';
 import { admitConnection, createLimits, installHttpHardening } from './limits';
 import { createLogger } from './logging';
 import { openMetering, type Metering } from './metering';
 import { attachMetrics, combineObservers, RelayMetrics } from './metrics';
+import { CallRegistry } from './relay/call-registry';
 import { SessionRegistry } from './relay/session-registry';
+import { registerCallMetrics } from './metrics/call-metrics';
 import { adminBudgetRoutes } from './routes/admin-budgets';
 import { adminKeyRoutes } from './routes/admin-keys';
 import { demoRoutes } from './routes/demo';
 import { docsRoutes } from './routes/docs';
 import { healthRoutes } from './routes/health';
 import { mintRoutes, type ProviderMint } from './routes/mint';
-import { realtimeRoutes } from './routes/realtime';
+import { callRoutes } from './routes/calls';
+import { modelRefusal, realtimeRoutes } from './routes/realtime';
 import { usageRoutes } from './routes/usage';
 import { createSessionPlanner, type SessionObserver } from './session/plan-session';
 import { RealtimeSimulator } from './simulator';
@@ -34,6 +38,8 @@ export interface RelayServices {
   authenticator: Authenticator;
   metering: Metering;
   sessions: SessionRegistry;
+  /** WebRTC calls whose sideband this process holds. */
+  calls: CallRegistry;
   /** Present when UPSTREAM_PROVIDER=simulator: the built-in upstream. */
   simulator?: RealtimeSimulator;
 }
@@ -143,24 +149,45 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
     sessions,
     readinessChecks: { database: () => db.ping() },
   });
+  // Shared by WebSocket sessions and WebRTC calls: one admission, one planner.
+  const checkBudget = async (principal: Principal): Promise<void> => {
+    const verdict = await metering.guard.check({ user: principal.user, tenant: principal.tenant });
+    if (!verdict.ok) {
+      throw new HttpError(402, 'insufficient_quota', `The ${verdict.period} spending limit of this ${verdict.scope} has been reached.`, 'insufficient_quota');
+    }
+  };
+  const checkModel = (model: string): ProtocolError | null =>
+    metering.pricing(provider.name, model).status === 'unpriced'
+      ? { type: 'invalid_request_error', code: 'model_not_priced', message: `Model ${model} has no price configured on this relay.`, param: 'model' }
+      : null;
+  const planSession = metrics.instrumentPlanner(createSessionPlanner({ config, metering, logger, observer: combineObservers(metrics.observer, opts.observer) }));
   await app.register(realtimeRoutes, {
     config,
     provider,
     sessions,
     authenticate: authenticate('realtime'),
     admit: async (principal, request) => {
-      const verdict = await metering.guard.check({ user: principal.user, tenant: principal.tenant });
-      if (!verdict.ok) {
-        throw new HttpError(402, 'insufficient_quota', `The ${verdict.period} spending limit of this ${verdict.scope} has been reached.`, 'insufficient_quota');
-      }
+      await checkBudget(principal);
       // Last, so no later refusal leaves a slot taken; held until the connection closes.
       await admitConnection(limits.sessions, principal, request);
     },
-    checkModel: (model) =>
-      metering.pricing(provider.name, model).status === 'unpriced'
-        ? { type: 'invalid_request_error', code: 'model_not_priced', message: `Model ${model} has no price configured on this relay.`, param: 'model' }
-        : null,
-    planSession: metrics.instrumentPlanner(createSessionPlanner({ config, metering, logger, observer: combineObservers(metrics.observer, opts.observer) })),
+    checkModel,
+    planSession,
+  });
+  const calls = new CallRegistry();
+  const callMetrics = registerCallMetrics(metrics.registry, () => calls.size);
+  await app.register(callRoutes, {
+    config,
+    provider,
+    calls,
+    sessions,
+    limiter: limits.sessions,
+    logger,
+    authenticate: authenticate('realtime'),
+    checkBudget,
+    modelRefusal: (model, principal) => modelRefusal({ config, checkModel }, principal, model),
+    planSession,
+    onPolicyIncident: callMetrics.policyIncident,
   });
   await app.register(mintRoutes, { authenticator, config, ephemeralKeys: authenticator.ephemeralKeys, providerMint, rateLimiter: limits.mintRateLimiter });
   await app.register(adminKeyRoutes, { authenticator, keyStore: authenticator.keyStore, ephemeralKeys: authenticator.ephemeralKeys });
@@ -168,7 +195,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
   await app.register(adminBudgetRoutes, { budgets: metering.budgets, guard: metering.guard, authenticateAdmin });
   await app.register(demoRoutes, { enabled: config.demoEnabled });
 
-  const services: RelayServices = { config, logger, db, provider, authenticator, metering, sessions, simulator };
+  const services: RelayServices = { config, logger, db, provider, authenticator, metering, sessions, calls, simulator };
   let stopping: Promise<void> | null = null;
 
   return {
@@ -180,7 +207,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
     shutdown() {
       stopping ??= (async () => {
         logger.info({ active_sessions: sessions.size, drain_timeout_ms: config.relay.drainTimeoutMs }, 'draining');
-        const { closedByRelay } = await sessions.drain(config.relay.drainTimeoutMs, config.relay.cancelWaitMs);
+        const [{ closedByRelay }] = await Promise.all([sessions.drain(config.relay.drainTimeoutMs, config.relay.cancelWaitMs), calls.drain(config.relay.drainTimeoutMs)]);
         await app.close();
         const leftInSpool = await metering.close(5000);
         await db.close();

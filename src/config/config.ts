@@ -73,6 +73,8 @@ export interface RelayConfig {
   upstream: UpstreamConfig;
   models: { default: string; allowed: string[] | null };
   relay: RelayLimits;
+  /** WebRTC calls through the relay (src/routes/calls.ts). */
+  calls: { sidebandReattachMs: number; lockedFieldAction: 'restore' | 'hangup' };
   storage: { databaseUrl: string; spoolDir: string };
   pricing: { pricesFile: string; unpricedPolicy: 'refuse' | 'fallback'; fallbackModel?: string };
   auth: AuthConfig;
@@ -262,6 +264,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
       maxSessionMs: num('MAX_SESSION_MS'),
       cancelWaitMs: num('CANCEL_WAIT_MS'),
       drainTimeoutMs: num('DRAIN_TIMEOUT_MS'),
+    },
+    calls: {
+      sidebandReattachMs: num('CALL_SIDEBAND_REATTACH_MS'),
+      lockedFieldAction: str('CALL_LOCKED_FIELD_ACTION') as 'restore' | 'hangup',
     },
     storage: { databaseUrl: str('DATABASE_URL') ?? 'sqlite:./data/relay.db', spoolDir: str('SPOOL_DIR') ?? './data/spool' },
     pricing: {

@@ -95,7 +95,8 @@ export const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (a
   );
 };
 
-function modelRefusal(o: RealtimeRouteOptions, principal: Principal, model: string): ProtocolError | null {
+/** Whether `model` may be served to `principal`; shared with WebRTC calls (routes/calls.ts). */
+export function modelRefusal(o: Pick<RealtimeRouteOptions, 'config' | 'checkModel'>, principal: Principal, model: string): ProtocolError | null {
   if (principal.model && principal.model !== model) {
     return { type: 'invalid_request_error', code: 'model_not_allowed', message: `This key is bound to model ${principal.model}.`, param: 'model' };
   }

@@ -4,7 +4,7 @@ import type { RelayConfig } from '../config/config';
 import type { Metering } from '../metering';
 import { CloseCode } from '../relay/close-codes';
 import { errorEvent, clientEventId, type ProtocolError } from '../relay/protocol-errors';
-import type { GuardDecision, ParsedEvent, RelaySession, SessionHooks } from '../relay/relay-session';
+import type { GuardDecision, ParsedEvent, SessionHooks, TapSession } from '../relay/relay-session';
 import type { SessionContext, SessionPlan } from '../routes/realtime';
 
 export interface SessionObserver {
@@ -58,7 +58,7 @@ export function createSessionPlanner(deps: {
     });
 
     /** After each billed response: has this user (or tenant) now crossed a limit? */
-    const afterBilling = async (session: RelaySession): Promise<void> => {
+    const afterBilling = async (session: TapSession): Promise<void> => {
       if (overBudget) return;
       const verdict = await metering.guard.check(who);
       if (verdict.ok) return;

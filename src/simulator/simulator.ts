@@ -273,6 +273,7 @@ export class RealtimeSimulator {
 
   /** `GET /v1/realtime?call_id=`: joins a live call's event stream. Providers refuse ephemeral keys here. */
   private answerSideband(req: IncomingMessage, socket: Duplex, head: Buffer, callId: string, minted: MintedKey | undefined): void {
+    if (this.faultState.sidebandStatus !== null) return rejectUpgrade(socket, faultAnswer(this.faultState.sidebandStatus));
     if (minted) return rejectUpgrade(socket, apiError(401, 'Ephemeral keys cannot attach to a call; use a standard API key.', 'invalid_request_error', 'invalid_api_key'));
     const call = this.liveCalls.get(callId);
     if (!call) return rejectUpgrade(socket, apiError(404, `Call '${callId}' not found.`, 'invalid_request_error', 'call_not_found', 'call_id'));

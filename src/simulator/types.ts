@@ -42,6 +42,8 @@ export interface SimulatorFaults {
   errorOnResponseCreate: { type: string; code: string; message: string } | null;
   /** Expire sessions after this long: `session_expired` error event, then close 1000. */
   sessionMaxMs: number | null;
+  /** Refuse sideband attaches (`GET /v1/realtime?call_id=`) with this HTTP status; calls still answer. */
+  sidebandStatus: number | null;
 }
 
 export const NO_FAULTS: Readonly<SimulatorFaults> = Object.freeze({
@@ -52,6 +54,7 @@ export const NO_FAULTS: Readonly<SimulatorFaults> = Object.freeze({
   stallResponses: false,
   errorOnResponseCreate: null,
   sessionMaxMs: null,
+  sidebandStatus: null,
 });
 
 export interface ReceivedClientEvent {

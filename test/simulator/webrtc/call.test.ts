@@ -6,7 +6,7 @@ jest.setTimeout(30_000);
 
 const KEY = 'sk-sim-webrtc-test';
 
-async function postOffer(sim: RealtimeSimulator, body: BodyInit, contentType?: string, key = KEY): Promise<Response> {
+async function postOffer(sim: RealtimeSimulator, body: string | FormData, contentType?: string, key = KEY): Promise<Response> {
   return fetch(`${sim.baseUrl}/realtime/calls`, {
     method: 'POST',
     headers: { authorization: `Bearer ${key}`, ...(contentType ? { 'content-type': contentType } : {}) },
