@@ -79,8 +79,9 @@ export class RelayCall {
       // There is no client socket: the device talks to the provider. What the relay would tell
       // it (budget exhausted, credential revoked) is a reason to end the call.
       sendToClient: (event) => {
-        o.logger.warn({ call_id: this.callId, session_id: this.sessionId, event: event.slice(0, 300) }, 'call: relay notice with no client channel; ending the call');
-        void this.end('relay_notice');
+        const code = noticeCode(event);
+        o.logger.warn({ call_id: this.callId, session_id: this.sessionId, code }, 'call: relay notice with no client channel; ending the call');
+        void this.end(code);
       },
       close: (_code, _reason, endReason) => void this.end(endReason ?? 'closed_by_relay'),
     };
@@ -191,6 +192,8 @@ export class RelayCall {
       const next = this.newSideband();
       this.sideband = next;
       const r = await next.connect();
+      // The call no longer exists upstream (the device left, the provider ended it): nothing to meter.
+      if (!r.ok && r.status === 404) break;
       if (r.ok) {
         this.reattachments++;
         this.o.logger.info({ call_id: this.callId }, 'call: sideband re-attached');
@@ -200,7 +203,7 @@ export class RelayCall {
       }
       await new Promise((resolve) => setTimeout(resolve, REATTACH_BACKOFF_MS));
     }
-    if (!this.ending) await this.end('sideband_lost');
+    if (!this.ending) await this.end(Date.now() < deadline ? 'upstream_call_ended' : 'sideband_lost');
   }
 
   /** Ends the call: cancel running responses by id, wait (bounded) for their usage, hang up. */
@@ -251,5 +254,15 @@ export class RelayCall {
     this.status = 'ended';
     logger.info({ event: 'call_close', call_id: this.callId, session_id: this.sessionId, end_reason: reason, duration_ms: Date.now() - this.startedAt, reattachments: this.reattachments, policy_incidents: this.policyIncidents }, 'call ended');
     this.o.onEnded?.(this);
+  }
+}
+
+/** The error code of a relay notice (`budget_exceeded`, `credential_expired`), as the call's end reason. */
+function noticeCode(event: string): string {
+  try {
+    const code = (JSON.parse(event) as { error?: { code?: unknown } }).error?.code;
+    return typeof code === 'string' && /^[a-z_]{1,60}$/.test(code) ? code : 'relay_notice';
+  } catch {
+    return 'relay_notice';
   }
 }

@@ -211,6 +211,7 @@ describe('POST /v1/realtime/calls through the relay', () => {
     const third = await call(key);
     expect(third.res.status).toBe(429);
     const ws = new WebSocket(`${relay.wsUrl}?model=gpt-realtime`, { headers: { authorization: `Bearer ${key}` } });
+    ws.on('error', () => undefined);
     const status = await new Promise<number>((resolve) => {
       ws.once('unexpected-response', (_q, r) => resolve(r.statusCode ?? 0));
       ws.once('open', () => resolve(101));

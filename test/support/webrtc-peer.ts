@@ -21,7 +21,8 @@ export interface ClientPeer {
 }
 
 export async function openClientPeer(): Promise<ClientPeer> {
-  const pc = new RTCPeerConnection({ codecs: { audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48_000, channels: 2 })] } });
+  // max-bundle: one ICE transport (werift leaves the unbundled one's sockets open on close).
+  const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', iceUseIpv6: false, codecs: { audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48_000, channels: 2 })] } });
   const transceiver: RTCRtpTransceiver = pc.addTransceiver('audio', { direction: 'sendrecv' });
   const dc: RTCDataChannel = pc.createDataChannel('oai-events');
   const events: Array<Record<string, unknown>> = [];
@@ -70,7 +71,7 @@ export async function openClientPeer(): Promise<ClientPeer> {
       await pc.setRemoteDescription({ type: 'answer', sdp: answerSdp });
       if (dc.readyState !== 'open') {
         await new Promise<void>((resolve, reject) => {
-          const t = setTimeout(() => reject(new Error('data channel did not open')), 10_000);
+          const t = setTimeout(() => reject(new Error(`data channel did not open (ice ${pc.iceConnectionState}, connection ${pc.connectionState}, dc ${dc.readyState})`)), 25_000);
           dc.stateChanged.subscribe((s) => {
             if (s === 'open') {
               clearTimeout(t);

@@ -52,6 +52,8 @@ export class SimulatedCall extends EventEmitter implements SessionSocket {
   constructor() {
     super();
     this.pc = new RTCPeerConnection({
+      // One transport: werift leaves an unbundled transport's sockets open after close().
+      bundlePolicy: 'max-bundle',
       codecs: { audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48_000, channels: 2 })] },
     });
     this.playout = new Playout(
@@ -93,6 +95,10 @@ export class SimulatedCall extends EventEmitter implements SessionSocket {
     this.audioTransceiver = this.pc.getTransceivers().find((t) => t.kind === 'audio') ?? null;
     if (!this.audioTransceiver) throw new Error('the offer has no audio section');
     this.audioTransceiver.setDirection('sendrecv');
+    // Answer `a=setup:passive`: the offerer starts DTLS once it has our answer, when we are
+    // certainly listening. As the active side werift's first ClientHello can reach an offerer
+    // that is not ready yet and the handshake then stalls (seen werift-to-werift).
+    for (const t of this.pc.dtlsTransports) t.role = 'server';
     const answer = await this.pc.createAnswer();
     await this.pc.setLocalDescription(answer);
     if (this.pc.iceGatheringState !== 'complete') {
