@@ -73,7 +73,8 @@ describe('browser WebRTC call through the relay (Chromium, fake microphone)', ()
 
   it('holds a call: speech in, audio and transcript out, billed exactly', async () => {
     const key = await relay.createKey('webrtc-browser', ['realtime', 'usage']);
-    await page.goto(`${relay.baseUrl}/healthz`);
+    // The demo page: its CSP allows connect-src self (API responses carry default-src none).
+    await page.goto(`${relay.baseUrl}/demo`);
     // Browser code as a string: this project's TypeScript has no DOM lib.
     await page.evaluate(`(async (k) => {
       const state = { events: [], transcript: '', usage: [], inboundAudioBytes: 0, status: 0, location: null };
