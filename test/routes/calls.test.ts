@@ -233,3 +233,35 @@ describe('POST /v1/realtime/calls through the relay', () => {
     expect(admin.status).toBe(200);
   });
 });
+
+describe('calls: MAX_SESSION_MS and providers without WebRTC', () => {
+  it('a call reaching MAX_SESSION_MS is hung up', async () => {
+    const relay = await startRelay({ DRAIN_TIMEOUT_MS: '0', MAX_SESSION_MS: '1500' });
+    const peer = await openClientPeer();
+    try {
+      const sim = relay.relay.services.simulator!;
+      const key = await relay.createKey('webrtc-max', ['realtime']);
+      const res = await fetch(`${relay.baseUrl}/v1/realtime/calls`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/sdp' }, body: peer.offerSdp });
+      expect(res.status).toBe(201);
+      await peer.accept(await res.text());
+      await poll(() => sim.stats.callHangups, (n) => n === 1, 'the hangup at MAX_SESSION_MS', 10_000);
+      await poll(() => relay.relay.services.calls.size, (n) => n === 0, 'the call to end');
+    } finally {
+      await peer.close();
+      await relay.close();
+    }
+  });
+
+  it('CometAPI answers 501 with an OpenAI-shaped error', async () => {
+    const relay = await startRelay({ UPSTREAM_PROVIDER: 'cometapi', COMETAPI_KEY: 'sk-comet-test-0000' });
+    try {
+      const key = await relay.createKey('webrtc-comet', ['realtime']);
+      const res = await fetch(`${relay.baseUrl}/v1/realtime/calls`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/sdp' }, body: 'v=0\r\n' });
+      expect(res.status).toBe(501);
+      const body = (await res.json()) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe('webrtc_not_supported');
+    } finally {
+      await relay.close();
+    }
+  });
+});
