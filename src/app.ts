@@ -7,6 +7,7 @@ import { openAdminServices, type AdminServices } from './admin/services';
 import { Authenticator, requireScope, type CredentialCarrier } from './auth/authenticator';
 import { selectSubprotocol } from './auth/credentials';
 import { billingKeyId, type Principal } from './auth/principal';
+import type { ProtocolError } from './relay/protocol-errors';
 import type { RelayConfig } from './config/config';
 import { HttpError, installErrorHandler } from './http/errors';
 import { installJsonBodyParser } from './http/json-body';
@@ -16,7 +17,9 @@ import { openMetering, type Metering } from './metering';
 import { BudgetReservations, MemoryReservationStore, RedisReservationStore, SqlReservationStore } from './metering/reservations';
 import { attachMetrics, combineObservers, RelayMetrics } from './metrics';
 import { registerToolMetrics } from './metrics/tool-metrics';
+import { CallRegistry } from './relay/call-registry';
 import { SessionRegistry } from './relay/session-registry';
+import { registerCallMetrics } from './metrics/call-metrics';
 import { adminBudgetRoutes } from './routes/admin-budgets';
 import { adminKeyRoutes } from './routes/admin-keys';
 import { adminUiRoutes } from './routes/admin-ui';
@@ -25,7 +28,8 @@ import { demoRoutes } from './routes/demo';
 import { docsRoutes } from './routes/docs';
 import { healthRoutes } from './routes/health';
 import { mintRoutes, type ProviderMint } from './routes/mint';
-import { realtimeRoutes } from './routes/realtime';
+import { callRoutes } from './routes/calls';
+import { modelRefusal, realtimeRoutes } from './routes/realtime';
 import { sessionRoutes } from './routes/sessions';
 import { toolApprovalRoutes } from './routes/tool-approvals';
 import { usageRoutes } from './routes/usage';
@@ -50,6 +54,8 @@ export interface RelayServices {
   tools: ToolService;
   /** In-flight budget reservations (see metering/reservations.ts). */
   reservations: BudgetReservations;
+  /** WebRTC calls whose sideband this process holds. */
+  calls: CallRegistry;
   /** Present when UPSTREAM_PROVIDER=simulator: the built-in upstream. */
   simulator?: RealtimeSimulator;
 }
@@ -188,6 +194,29 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
     checkTimeoutMs: config.storage.queryTimeoutMs,
   });
   const models = openModelPolicy({ file: config.models.lifecycleFile, provider: provider.name, aliases: config.models.aliases, logger, registry: metrics.registry });
+  // Shared by WebSocket sessions and WebRTC calls: one admission, one planner.
+  const checkBudget = async (principal: Principal): Promise<void> => {
+    const verdict = await metering.guard.check({ user: principal.user, tenant: principal.tenant, keyId: billingKeyId(principal) });
+    if (!verdict.ok) {
+      throw new HttpError(402, 'insufficient_quota', `The ${verdict.period} spending limit of this ${verdict.scope} has been reached.`, 'insufficient_quota');
+    }
+  };
+  const checkModel = (model: string): ProtocolError | null =>
+    metering.pricing(provider.name, model).status === 'unpriced'
+      ? { type: 'invalid_request_error', code: 'model_not_priced', message: `Model ${model} has no price configured on this relay.`, param: 'model' }
+      : null;
+  const planSession = metrics.instrumentPlanner(
+    createSessionPlanner({
+      config,
+      metering,
+      logger,
+      reservations,
+      observer: combineObservers(metrics.observer, opts.observer),
+      tracking: { sessionLog: admin.sessionLog, live: admin.live },
+      alerts: admin.alerts,
+      tools,
+    }),
+  );
   await app.register(realtimeRoutes, {
     config,
     provider,
@@ -195,27 +224,27 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
     resolveModel: (model) => models.resolve(model),
     authenticate: authenticate('realtime'),
     admit: async (principal, request) => {
-      const verdict = await metering.guard.check({ user: principal.user, tenant: principal.tenant, keyId: billingKeyId(principal) });
-      if (!verdict.ok) {
-        throw new HttpError(402, 'insufficient_quota', `The ${verdict.period} spending limit of this ${verdict.scope} has been reached.`, 'insufficient_quota');
-      }
+      await checkBudget(principal);
       // Last, so no later refusal leaves a slot taken; held until the connection closes.
       await admitConnection(limits.sessions, principal, request);
     },
-    checkModel: (model) =>
-      metering.pricing(provider.name, model).status === 'unpriced'
-        ? { type: 'invalid_request_error', code: 'model_not_priced', message: `Model ${model} has no price configured on this relay.`, param: 'model' }
-        : null,
-    planSession: metrics.instrumentPlanner(createSessionPlanner({
-        config,
-        metering,
-        logger,
-        reservations,
-        observer: combineObservers(metrics.observer, opts.observer),
-        tracking: { sessionLog: admin.sessionLog, live: admin.live },
-        alerts: admin.alerts,
-        tools,
-      })),
+    checkModel,
+    planSession,
+  });
+  const calls = new CallRegistry();
+  const callMetrics = registerCallMetrics(metrics.registry, () => calls.size);
+  await app.register(callRoutes, {
+    config,
+    provider,
+    calls,
+    sessions,
+    limiter: limits.sessions,
+    logger,
+    authenticate: authenticate('realtime'),
+    checkBudget,
+    modelRefusal: (model, principal) => modelRefusal({ config, checkModel }, principal, model),
+    planSession,
+    onPolicyIncident: callMetrics.policyIncident,
   });
   await app.register(mintRoutes, { authenticator, config, ephemeralKeys: authenticator.ephemeralKeys, providerMint, rateLimiter: limits.mintRateLimiter, upstreamDialects: provider.dialects });
   await app.register(adminKeyRoutes, { authenticator, keyStore: authenticator.keyStore, ephemeralKeys: authenticator.ephemeralKeys });
@@ -228,7 +257,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
   await app.register(sessionRoutes, { sessionLog: admin.sessionLog, live: admin.live, authenticate: (req) => authenticator.authenticateRequest(req), authenticateAdmin });
   await app.register(adminUiRoutes);
 
-  const services: RelayServices = { config, logger, db, provider, authenticator, metering, sessions, admin, tools, reservations, simulator };
+  const services: RelayServices = { config, logger, db, provider, authenticator, metering, sessions, admin, tools, reservations, calls, simulator };
   let stopping: Promise<void> | null = null;
 
   return {
@@ -240,7 +269,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
     shutdown() {
       stopping ??= (async () => {
         logger.info({ active_sessions: sessions.size, drain_timeout_ms: config.relay.drainTimeoutMs }, 'draining');
-        const { closedByRelay } = await sessions.drain(config.relay.drainTimeoutMs, config.relay.cancelWaitMs);
+        const [{ closedByRelay }] = await Promise.all([sessions.drain(config.relay.drainTimeoutMs, config.relay.cancelWaitMs), calls.drain(config.relay.drainTimeoutMs)]);
         await app.close();
         const leftInSpool = await metering.close(5000);
         await db.close();

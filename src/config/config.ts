@@ -84,6 +84,8 @@ export interface RelayConfig {
     aliases: Record<string, string>;
   };
   relay: RelayLimits;
+  /** WebRTC calls through the relay (src/routes/calls.ts). */
+  calls: { sidebandReattachMs: number; lockedFieldAction: 'restore' | 'hangup' };
   storage: {
     databaseUrl: string;
     spoolDir: string;
@@ -342,6 +344,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
       maxSessionMs: num('MAX_SESSION_MS'),
       cancelWaitMs: num('CANCEL_WAIT_MS'),
       drainTimeoutMs: num('DRAIN_TIMEOUT_MS'),
+    },
+    calls: {
+      sidebandReattachMs: num('CALL_SIDEBAND_REATTACH_MS'),
+      lockedFieldAction: str('CALL_LOCKED_FIELD_ACTION') as 'restore' | 'hangup',
     },
     storage: {
       databaseUrl: str('DATABASE_URL') ?? 'sqlite:./data/relay.db',

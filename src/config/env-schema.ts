@@ -43,6 +43,8 @@ export const envSchema = {
     MAX_SESSION_MS: { type: 'integer', minimum: 1000 },
     CANCEL_WAIT_MS: { type: 'integer', minimum: 0 },
     DRAIN_TIMEOUT_MS: { type: 'integer', minimum: 0 },
+    CALL_SIDEBAND_REATTACH_MS: { type: 'integer', minimum: 0 },
+    CALL_LOCKED_FIELD_ACTION: { type: 'string', enum: ['restore', 'hangup'] },
 
     DATABASE_URL: { type: 'string', pattern: '^(sqlite:|postgres://|postgresql://)' },
     SPOOL_DIR: { type: 'string', minLength: 1 },

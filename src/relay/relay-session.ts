@@ -22,7 +22,12 @@ export type GuardDecision =
   | { action: 'close'; error: ProtocolError; code: number; reason: string };
 
 export type ClientGuard = (event: ParsedEvent) => GuardDecision | Promise<GuardDecision>;
-export type UpstreamTap = (event: ParsedEvent, session: RelaySession) => void;
+/**
+ * What an upstream tap may do with its session. Narrower than RelaySession so that a WebRTC
+ * call's sideband (src/relay/call-sideband.ts), which has no client socket, can run the same taps.
+ */
+export type TapSession = Pick<RelaySession, 'sendToClient' | 'sendToUpstream' | 'close'>;
+export type UpstreamTap = (event: ParsedEvent, session: TapSession) => void;
 
 /**
  * How the layers above (identity, metering, budgets, metrics) take part in a session without

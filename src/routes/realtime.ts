@@ -9,7 +9,7 @@ import { CloseCode, clampReason } from '../relay/close-codes';
 import { clientDialectOf, upstreamDialectFor } from '../relay/dialect/client-dialect';
 import { DialectTranslator } from '../relay/dialect/translator';
 import { errorEvent, type ProtocolError } from '../relay/protocol-errors';
-import { RelaySession, type SessionHooks, type SessionSummary } from '../relay/relay-session';
+import { RelaySession, type SessionHooks, type SessionSummary, type TapSession } from '../relay/relay-session';
 import type { SessionRegistry } from '../relay/session-registry';
 import type { UpstreamProvider } from '../upstream';
 import type { ModelResolution } from '../models/resolve';
@@ -28,12 +28,16 @@ export interface SessionContext {
   upstreamDialect?: ApiDialect;
   /** Re-checks the credential the session was opened with (expiry, revocation). */
   credentialStillValid: () => Promise<boolean>;
+  /** How the client reaches the provider: through this relay's socket, or a WebRTC call metered over its sideband. */
+  transport?: 'websocket' | 'webrtc';
 }
 
 export interface SessionPlan {
   hooks: SessionHooks;
   /** Called once the session exists, before any frame is relayed. */
   onStarted?: (session: RelaySession) => void;
+  /** A WebRTC call's counterpart of onStarted, once its sideband is attached (spend log, live view). */
+  onCallStarted?: (control: TapSession) => void;
   /** Called after the session has ended on both legs (billing of leftovers, limit release). */
   onEnded?: (summary: SessionSummary) => Promise<void> | void;
 }
@@ -109,7 +113,8 @@ export const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (a
   );
 };
 
-function modelRefusal(o: RealtimeRouteOptions, principal: Principal, model: string, served = model): ProtocolError | null {
+/** Whether `model` may be served to `principal` (`served`: what an alias resolves it to); shared with WebRTC calls (routes/calls.ts). */
+export function modelRefusal(o: Pick<RealtimeRouteOptions, 'config' | 'checkModel'>, principal: Principal, model: string, served = model): ProtocolError | null {
   if (principal.model && principal.model !== model) {
     return { type: 'invalid_request_error', code: 'model_not_allowed', message: `This key is bound to model ${principal.model}.`, param: 'model' };
   }

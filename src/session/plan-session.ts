@@ -10,7 +10,7 @@ import type { UsageProblem } from '../metering/usage';
 import { BUDGET_STOP_EVENT_ID, budgetStopUpdate, maxOutputTokensOf, sessionSpending } from './budget-stop';
 import { CloseCode } from '../relay/close-codes';
 import { errorEvent, clientEventId, type ProtocolError } from '../relay/protocol-errors';
-import type { GuardDecision, ParsedEvent, RelaySession, SessionHooks } from '../relay/relay-session';
+import type { GuardDecision, ParsedEvent, SessionHooks, TapSession } from '../relay/relay-session';
 import type { SessionContext, SessionPlan } from '../routes/realtime';
 import type { BudgetAlerter } from '../metering/budget-alerts';
 import { trackSession, type SessionTrackingDeps } from './session-tracking';
@@ -72,10 +72,10 @@ export function createSessionPlanner(deps: {
   const dialect = config.upstream.dialect;
   const floorNanos = parseUsd(config.budgets.reservationFloorUsd ?? '0.01');
 
-  return async ({ sessionId, principal, model, requestedModel, provider, upstreamDialect, credentialStillValid }) => {
+  return async ({ sessionId, principal, model, requestedModel, provider, upstreamDialect, credentialStillValid, transport }) => {
     const meter = metering.newSessionMeter({ sessionId, user: principal.user, tenant: principal.tenant, keyId: billingKeyId(principal), provider: provider.name, model, ...(requestedModel ? { requestedModel } : {}) });
     const who = { user: principal.user, tenant: principal.tenant, keyId: billingKeyId(principal) };
-    const tracker = trackSession({ ...deps.tracking, logger: deps.logger }, { sessionId, principal, model, provider: provider.name });
+    const tracker = trackSession({ ...deps.tracking, logger: deps.logger }, { sessionId, principal, model, provider: provider.name, transport });
     const locked = principal.lockedSession;
     let overBudget = false;
     meter.onUsageAnomaly = (problem) => observer?.onUsageAnomaly?.(provider.name, model, problem);
@@ -95,7 +95,7 @@ export function createSessionPlanner(deps: {
      * Over budget: tell the client, and stop what would spend without a response.create to
      * refuse (server-VAD turns, input transcription) at the upstream, or close the session.
      */
-    const stopSpending = (session: RelaySession, notify: boolean): void => {
+    const stopSpending = (session: TapSession, notify: boolean): void => {
       if (overBudget) return;
       overBudget = true;
       if (notify) session.sendToClient(errorEvent(BUDGET_EXCEEDED));
@@ -104,7 +104,7 @@ export function createSessionPlanner(deps: {
     };
 
     /** After each billed response: has this user (or tenant) now crossed a limit? */
-    const afterBilling = async (session: RelaySession): Promise<void> => {
+    const afterBilling = async (session: TapSession): Promise<void> => {
       if (overBudget) return;
       const verdict = await metering.guard.check(who);
       if (verdict.ok) return;
@@ -274,10 +274,11 @@ export function createSessionPlanner(deps: {
       if (spending.maxOutputTokens !== undefined) sessionMaxOutput = spending.maxOutputTokens;
     }
 
-    let sessionRef: RelaySession | null = null;
+    let sessionRef: TapSession | null = null;
     let credentialWatch: NodeJS.Timeout | null = null;
     return withToolPlan({
       hooks,
+      onCallStarted: (control) => tracker.onStarted(control),
       onStarted: (session) => {
         tracker.onStarted(session);
         sessionRef = session;

@@ -8,7 +8,7 @@ import { billingKeyId, type Principal } from '../auth/principal';
 import { CloseCode } from '../relay/close-codes';
 import type { LiveSessionDirectory } from '../relay/live-sessions';
 import { errorEvent } from '../relay/protocol-errors';
-import type { RelaySession, SessionSummary } from '../relay/relay-session';
+import type { SessionSummary, TapSession } from '../relay/relay-session';
 import type { SessionLogStore } from '../storage/sessions';
 
 export interface SessionTrackingDeps {
@@ -18,7 +18,8 @@ export interface SessionTrackingDeps {
 }
 
 export interface SessionTracker {
-  onStarted(session: RelaySession): void;
+  /** The session, or a WebRTC call's sideband control: what an admin's close needs. */
+  onStarted(session: TapSession): void;
   onEnded(summary: SessionSummary): Promise<void>;
 }
 

@@ -30,6 +30,21 @@ export interface SessionHost {
   sessionClosed(session: SimulatedSession, code: number, reason: string, fromClient: boolean): void;
 }
 
+/**
+ * The part of a `ws` WebSocket a session uses. A WebRTC call (src/simulator/webrtc) implements it
+ * too, fanning one session out to its data channel and sideband sockets.
+ */
+export interface SessionSocket {
+  readonly readyState: number;
+  readonly bufferedAmount: number;
+  send(data: string): void;
+  close(code: number, reason: string): void;
+  terminate(): void;
+  on(event: 'message', listener: (data: RawData, isBinary: boolean) => void): unknown;
+  on(event: 'close', listener: (code: number, reason: Buffer) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+}
+
 export interface SessionInit {
   connectionId: string;
   dialect: Dialect;
@@ -37,6 +52,11 @@ export interface SessionInit {
   clientRequestId?: string;
   /** Config bound to the ephemeral key that opened the session, applied over the defaults. */
   initialConfig?: JsonObject;
+  /**
+   * Respond on each committed turn unless the config says otherwise. Off for WebSocket sessions
+   * (see `autoRespond`); on for WebRTC calls, where upstream's server VAD is the only trigger.
+   */
+  autoRespond?: boolean;
 }
 
 interface ConvItem {
@@ -109,8 +129,9 @@ export class SimulatedSession {
   private closed = false;
   private expiryTimer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly ws: WebSocket, init: SessionInit, private readonly host: SessionHost) {
+  constructor(private readonly ws: SessionSocket, init: SessionInit, private readonly host: SessionHost) {
     this.connectionId = init.connectionId;
+    this.autoRespond = init.autoRespond ?? false;
     this.dialect = init.dialect;
     this.model = init.model;
     this.clientRequestId = init.clientRequestId;

@@ -13,6 +13,8 @@ import {
   type SimulatorOptions, type SimulatorStats,
 } from './types';
 import { addUsage, emptyTotals, type RealtimeUsage } from './usage';
+import { SimulatedCall } from './webrtc/call';
+import { CALLS_PATHS, hangupCallId, readCallOffer } from './webrtc/calls-http';
 
 export const DEFAULT_MODELS = [
   'gpt-realtime',
@@ -58,6 +60,8 @@ export class RealtimeSimulator {
     usageByClientRequestId: new Map(),
     receivedClientEvents: [],
     lastCloseFromClient: new Map(),
+    callsCreated: 0,
+    callHangups: 0,
   };
 
   private readonly opts: Required<Omit<SimulatorOptions, 'apiKey' | 'models' | 'seed' | 'dialects'>> & { apiKey?: string };
@@ -70,6 +74,7 @@ export class RealtimeSimulator {
   private port = 0;
   private faultState: SimulatorFaults = { ...NO_FAULTS };
   private readonly sessions = new Map<string, Entry>();
+  private readonly liveCalls = new Map<string, SimulatedCall>();
   private readonly minted = new Map<string, MintedKey>();
   private readonly stalledSockets = new Set<Duplex>();
   private readonly stallTimers = new Set<NodeJS.Timeout>();
@@ -160,6 +165,7 @@ export class RealtimeSimulator {
     this.stalledSockets.clear();
     const entries = [...this.sessions.values()];
     for (const e of entries) e.session.close(1001, 'server shutting down');
+    for (const c of this.liveCalls.values()) c.hangup();
     // Give clients a moment to answer the close frame, then stop waiting for slow ones.
     const deadline = Date.now() + 1000;
     while (entries.some((e) => !e.session.isClosed) && Date.now() < deadline) {
@@ -178,6 +184,15 @@ export class RealtimeSimulator {
 
   clearFaults(): void {
     this.faultState = { ...NO_FAULTS };
+  }
+
+  /** A live WebRTC call by its id (tests: its stats, dropping its sidebands). */
+  call(callId: string): SimulatedCall | undefined {
+    return this.liveCalls.get(callId);
+  }
+
+  calls(): SimulatedCall[] {
+    return [...this.liveCalls.values()];
   }
 
   connections(): SimulatedConnectionInfo[] {
@@ -255,6 +270,7 @@ export class RealtimeSimulator {
     const protocols = (header(req, 'sec-websocket-protocol') ?? '').split(',').map((p) => p.trim()).filter(Boolean);
     const auth = this.authenticate(credentialOf(req, protocols));
     if (!auth.ok) return rejectUpgrade(socket, apiError(401, auth.message, 'invalid_request_error', 'invalid_api_key'));
+    if (route.callId !== undefined) return this.answerSideband(req, socket, head, route.callId, auth.minted);
     const model = auth.minted?.model ?? route.model ?? (route.callId ? GA_DEFAULT_MODEL : route.transcription ? TRANSCRIBE_MODEL : undefined);
     if (model === undefined) {
       return rejectUpgrade(socket, apiError(400, "Missing required parameter: 'model'.", 'invalid_request_error', 'missing_required_parameter', 'model'));
@@ -275,6 +291,64 @@ export class RealtimeSimulator {
     }
     const dialect: Dialect = this.dialects.has(asked) ? asked : 'beta';
     this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, req, url, model, dialect, auth.minted));
+  }
+
+  /** `GET /v1/realtime?call_id=`: joins a live call's event stream. Providers refuse ephemeral keys here. */
+  private answerSideband(req: IncomingMessage, socket: Duplex, head: Buffer, callId: string, minted: MintedKey | undefined): void {
+    if (this.faultState.sidebandStatus !== null) return rejectUpgrade(socket, faultAnswer(this.faultState.sidebandStatus));
+    if (minted) return rejectUpgrade(socket, apiError(401, 'Ephemeral keys cannot attach to a call; use a standard API key.', 'invalid_request_error', 'invalid_api_key'));
+    const call = this.liveCalls.get(callId);
+    if (!call) return rejectUpgrade(socket, apiError(404, `Call '${callId}' not found.`, 'invalid_request_error', 'call_not_found', 'call_id'));
+    this.wss.handleUpgrade(req, socket, head, (ws) => call.attachSideband(ws));
+  }
+
+  private async createCall(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const faults = this.faultState;
+    if (faults.handshakeStatus !== null) return sendJson(res, faultAnswer(faults.handshakeStatus));
+    const auth = this.authenticate(credentialOf(req, []));
+    if (!auth.ok) {
+      req.resume();
+      return sendJson(res, apiError(401, auth.message, 'invalid_request_error', 'invalid_api_key'));
+    }
+    const offer = await readCallOffer(header(req, 'content-type') ?? '', await readBodyBuffer(req));
+    if ('status' in offer) return sendJson(res, offer);
+    const requested = url.searchParams.get('model') ?? (typeof offer.session?.model === 'string' ? offer.session.model : undefined);
+    const model = auth.minted?.model ?? requested ?? GA_DEFAULT_MODEL;
+    if (!this.isKnownModel(model)) {
+      return sendJson(res, apiError(404, `The model '${model}' does not exist or you do not have access to it.`, 'invalid_request_error', 'model_not_found'));
+    }
+    const initialConfig = offer.session ?? auth.minted?.config;
+    const call = new SimulatedCall();
+    let answer: string;
+    try {
+      answer = await call.answer(offer.sdp);
+    } catch (e) {
+      call.hangup();
+      return sendJson(res, apiError(400, `Invalid SDP offer: ${e instanceof Error ? e.message : String(e)}`, 'invalid_request_error', 'invalid_offer', 'sdp'));
+    }
+    const id = `conn_${++this.connectionCounter}`;
+    this.stats.connectionsOpened++;
+    this.stats.callsCreated++;
+    const session = new SimulatedSession(call, { connectionId: id, dialect: 'ga', model, autoRespond: true, ...(initialConfig ? { initialConfig } : {}) }, this.host);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+    this.sessions.set(id, { session, info: { id, sessionId: session.sessionId, model, dialect: 'ga', path: url.pathname + url.search, headers } });
+    this.liveCalls.set(call.callId, call);
+    call.once('close', () => this.liveCalls.delete(call.callId));
+    res.writeHead(201, { 'content-type': 'application/sdp', location: `/v1/realtime/calls/${call.callId}`, 'x-request-id': randomId('req', 24) });
+    res.end(answer);
+  }
+
+  private hangupCall(req: IncomingMessage, res: ServerResponse, callId: string): void {
+    req.resume();
+    const cred = credentialOf(req, []);
+    const auth = this.authenticate(cred);
+    if (!auth.ok || auth.minted) return sendJson(res, apiError(401, auth.ok ? 'Use a standard API key to hang up a call.' : auth.message, 'invalid_request_error', 'invalid_api_key'));
+    const call = this.liveCalls.get(callId);
+    if (!call) return sendJson(res, apiError(404, `Call '${callId}' not found.`, 'invalid_request_error', 'call_not_found'));
+    this.stats.callHangups++;
+    call.hangup();
+    sendJson(res, { status: 200, body: {} });
   }
 
   private onConnection(ws: WebSocket, req: IncomingMessage, url: URL, model: string, dialect: Dialect, minted: MintedKey | undefined): void {
@@ -357,6 +431,15 @@ export class RealtimeSimulator {
     if (refusal) {
       req.resume();
       return sendJson(res, refusal);
+    }
+    const hangupId = hangupCallId(path);
+    if ((CALLS_PATHS.has(path) || hangupId !== null) && req.method === 'POST') {
+      if (hangupId !== null) return this.hangupCall(req, res, hangupId);
+      this.createCall(req, res, url).catch((e: unknown) => {
+        const tooLarge = e instanceof BodyTooLarge;
+        if (!res.headersSent) sendJson(res, apiError(tooLarge ? 413 : 500, tooLarge ? 'Request body too large.' : 'The server had an error while processing your request.', tooLarge ? 'invalid_request_error' : 'server_error', null));
+      });
+      return;
     }
     const mint = MINT_ROUTES[path];
     if (!mint) return sendJson(res, apiError(404, `Invalid URL (${req.method ?? 'GET'} ${url.pathname})`, 'invalid_request_error', null));
@@ -522,6 +605,10 @@ function sendJson(res: ServerResponse, answer: HttpAnswer): void {
 class BodyTooLarge extends Error {}
 
 function readBody(req: IncomingMessage): Promise<string> {
+  return readBodyBuffer(req).then((b) => b.toString('utf8'));
+}
+
+function readBodyBuffer(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -534,7 +621,7 @@ function readBody(req: IncomingMessage): Promise<string> {
       }
       chunks.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }

@@ -50,6 +50,8 @@ export interface SimulatorFaults {
   errorOnResponseCreate: { type: string; code: string; message: string } | null;
   /** Expire sessions after this long: `session_expired` error event, then close 1001. */
   sessionMaxMs: number | null;
+  /** Refuse sideband attaches (`GET /v1/realtime?call_id=`) with this HTTP status; calls still answer. */
+  sidebandStatus: number | null;
 }
 
 export const NO_FAULTS: Readonly<SimulatorFaults> = Object.freeze({
@@ -60,6 +62,7 @@ export const NO_FAULTS: Readonly<SimulatorFaults> = Object.freeze({
   stallResponses: false,
   errorOnResponseCreate: null,
   sessionMaxMs: null,
+  sidebandStatus: null,
 });
 
 export interface ReceivedClientEvent {
@@ -82,6 +85,10 @@ export interface SimulatorStats {
   receivedClientEvents: ReceivedClientEvent[];
   /** Closes the client initiated (1006 when it vanished without a close frame). */
   lastCloseFromClient: Map<string, { code: number; reason: string }>;
+  /** WebRTC calls answered (POST /v1/realtime/calls). */
+  callsCreated: number;
+  /** Calls ended through POST /v1/realtime/calls/{id}/hangup. */
+  callHangups: number;
 }
 
 export interface SimulatedConnectionInfo {

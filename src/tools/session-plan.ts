@@ -72,6 +72,7 @@ export function planToolSession(service: ToolService, ctx: ToolSessionContext): 
 export function withToolPlan(plan: SessionPlan, tools: ToolSessionPlan | null): SessionPlan {
   if (!tools) return plan;
   return {
+    ...plan,
     hooks: composeHooks(plan.hooks, tools.hooks),
     onStarted: (session) => {
       tools.onStarted(session);

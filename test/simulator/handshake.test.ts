@@ -102,9 +102,10 @@ describe('handshake', () => {
     const c = await TestClient.connect(`${wsRoot(sim.baseUrl)}/openai/v1/realtime?model=gpt-realtime-mini`, { headers: { 'api-key': KEY } });
     expect((await c.waitFor<SessionEvent>('session.created')).session.type).toBe('realtime');
     await c.close();
-    const side = await TestClient.connect(wsUrl(sim.baseUrl, 'call_id=rtc_abc123'), { headers: { Authorization: `Bearer ${KEY}` } });
-    expect((await side.waitFor<SessionEvent>('session.created')).session.model).toBe('gpt-realtime');
-    await side.close();
+    // A sideband joins a live WebRTC call (test/simulator/webrtc/call.test.ts); an unknown call is 404.
+    const side = await failedHandshake(wsUrl(sim.baseUrl, 'call_id=rtc_abc123'), { headers: { Authorization: `Bearer ${KEY}` } });
+    expect(side.status).toBe(404);
+    expect(side.body.error.code).toBe('call_not_found');
   });
 
   it('answers unknown paths and missing model like upstream', async () => {
