@@ -23,7 +23,8 @@ import { realtimeRoutes } from './routes/realtime';
 import { usageRoutes } from './routes/usage';
 import { createSessionPlanner, type SessionObserver } from './session/plan-session';
 import { RealtimeSimulator } from './simulator';
-import { openDatabase, type SqlDatabase } from './storage/database';
+import type { SqlDatabase } from './storage/database';
+import { openDatabaseChecked } from './storage/open-checked';
 import { createProvider, type UpstreamProvider } from './upstream';
 
 export interface RelayServices {
@@ -75,7 +76,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
     provider = createProvider(config.upstream);
   }
 
-  const db = await openDatabase(config.storage.databaseUrl);
+  const db = await openDatabaseChecked(config.storage.databaseUrl);
   const authenticator = new Authenticator({ config, db, logger });
   await authenticator.init();
   const metering = await openMetering({ db, config, logger });
@@ -160,6 +161,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
       metering.pricing(provider.name, model).status === 'unpriced'
         ? { type: 'invalid_request_error', code: 'model_not_priced', message: `Model ${model} has no price configured on this relay.`, param: 'model' }
         : null,
+    servedModels: () => config.models.allowed ?? metering.prices.models(provider.name),
     planSession: metrics.instrumentPlanner(createSessionPlanner({ config, metering, logger, observer: combineObservers(metrics.observer, opts.observer) })),
   });
   await app.register(mintRoutes, { authenticator, config, ephemeralKeys: authenticator.ephemeralKeys, providerMint, rateLimiter: limits.mintRateLimiter });

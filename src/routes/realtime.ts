@@ -4,8 +4,8 @@ import type WebSocket from 'ws';
 import type { CredentialCarrier } from '../auth/authenticator';
 import type { Principal } from '../auth/principal';
 import type { RelayConfig } from '../config/config';
-import { HttpError } from '../http/errors';
-import { CloseCode, clampReason } from '../relay/close-codes';
+import { HttpError, type ErrorBody } from '../http/errors';
+import { CloseCode } from '../relay/close-codes';
 import { errorEvent, type ProtocolError } from '../relay/protocol-errors';
 import { RelaySession, type SessionHooks, type SessionSummary } from '../relay/relay-session';
 import type { SessionRegistry } from '../relay/session-registry';
@@ -37,8 +37,10 @@ export interface RealtimeRouteOptions {
   authenticate: (request: CredentialCarrier) => Promise<Principal>;
   /** Admission checks that need only the principal (budgets, connection limits); throw HttpError to refuse. */
   admit?: (principal: Principal, request: FastifyRequest) => Promise<void>;
-  /** Checks that the model may be served (prices known, etc.); a ProtocolError refuses it after the upgrade. */
+  /** Checks that the model may be served (prices known, etc.); a ProtocolError refuses it at the upgrade (HTTP 400). */
   checkModel?: (model: string, principal: Principal) => ProtocolError | null;
+  /** The models this relay serves, listed in a refusal so the client knows what to ask for. */
+  servedModels?: () => string[];
   /** Builds the session's hooks: metering, locked configuration, budget guard, metrics. */
   planSession?: (ctx: SessionContext) => Promise<SessionPlan>;
 }
@@ -76,6 +78,18 @@ export const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (a
         await o.admit?.(principal, request);
         principals.set(request, principal);
       },
+      // After validation (the query's model is well-formed), before the upgrade: a model this
+      // relay cannot serve is an HTTP answer the client can read, not a socket that opens and closes.
+      preHandler: async (request: FastifyRequest<{ Querystring: RealtimeQuery }>) => {
+        const principal = principals.get(request);
+        if (!principal) return;
+        const model = request.query.model ?? principal.model ?? o.config.models.default;
+        const refusal = modelRefusal(o, principal, model);
+        if (!refusal) return;
+        // A key bound to one model may use that one only: a permission, not a bad request.
+        if (principal.model && principal.model !== model) throw new ModelRefusedError(403, refusal, [principal.model]);
+        throw new ModelRefusedError(400, refusal, o.servedModels?.() ?? []);
+      },
     },
     (socket: WebSocket, request: FastifyRequest<{ Querystring: RealtimeQuery }>) => {
       const principal = principals.get(request);
@@ -84,16 +98,29 @@ export const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (a
         return;
       }
       const model = request.query.model ?? principal.model ?? o.config.models.default;
-      const refusal = modelRefusal(o, principal, model);
-      if (refusal) {
-        socket.send(errorEvent(refusal));
-        socket.close(CloseCode.policyViolation, clampReason(refusal.message));
-        return;
-      }
       void runSession(o, socket, request, principal, model);
     },
   );
 };
+
+/**
+ * A model refused before the upgrade: the OpenAI-shaped error, plus `models`, the models this
+ * relay serves (for a key bound to one model, that model only).
+ */
+class ModelRefusedError extends HttpError {
+  constructor(
+    status: 400 | 403,
+    refusal: ProtocolError,
+    private readonly models: string[],
+  ) {
+    const list = models.length > 0 ? ` Models served: ${models.join(', ')}.` : '';
+    super(status, refusal.code, `${refusal.message}${list}`, refusal.type, refusal.param ?? 'model');
+  }
+
+  override toBody(): ErrorBody & { models: string[] } {
+    return { ...super.toBody(), models: this.models };
+  }
+}
 
 function modelRefusal(o: RealtimeRouteOptions, principal: Principal, model: string): ProtocolError | null {
   if (principal.model && principal.model !== model) {
