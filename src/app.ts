@@ -15,7 +15,10 @@ import { attachMetrics, combineObservers, RelayMetrics } from './metrics';
 import { SessionRegistry } from './relay/session-registry';
 import { adminBudgetRoutes } from './routes/admin-budgets';
 import { adminKeyRoutes } from './routes/admin-keys';
+import { installAdminTokenHint } from './auth/admin-token-hint';
 import { demoRoutes } from './routes/demo';
+import { ensureSelfSignedCert } from './http/self-signed-cert';
+import { rootRoutes } from './routes/root';
 import { docsRoutes } from './routes/docs';
 import { healthRoutes } from './routes/health';
 import { mintRoutes, type ProviderMint } from './routes/mint';
@@ -63,6 +66,8 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
   if (config.auth.tokenSecretGenerated) {
     logger.warn('RELAY_TOKEN_SECRET is not set: ephemeral keys are signed with a per-process secret and will not survive a restart or work on other instances');
   }
+  for (const warning of config.warnings ?? []) logger.warn(warning);
+  if (config.tls?.selfSigned) await ensureSelfSignedCert(config.tls);
 
   let simulator: RealtimeSimulator | undefined;
   let provider: UpstreamProvider;
@@ -94,6 +99,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
     ...(config.tls ? { https: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } } : {}),
   }) as unknown as FastifyInstance;
   installErrorHandler(app);
+  installAdminTokenHint(app, Boolean(config.auth.adminToken));
   // Before any route: swagger documents only the routes registered after it.
   await app.register(docsRoutes);
   // >>> limits, HTTP hardening, metrics (src/limits, src/metrics): before any route.
@@ -169,6 +175,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
   await app.register(usageRoutes, { ledger: metering.ledger, authenticate: authenticate('usage'), authenticateAdmin });
   await app.register(adminBudgetRoutes, { budgets: metering.budgets, guard: metering.guard, authenticateAdmin });
   await app.register(demoRoutes, { enabled: config.demoEnabled });
+  await app.register(rootRoutes, { demoEnabled: config.demoEnabled });
 
   const services: RelayServices = { config, logger, db, provider, authenticator, metering, sessions, simulator };
   let stopping: Promise<void> | null = null;
