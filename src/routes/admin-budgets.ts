@@ -73,7 +73,8 @@ function limitsView(l: BudgetLimits): Record<string, string | null> {
   };
 }
 
-function view(s: BudgetStatus): Record<string, unknown> {
+/** The admin API's budget object; the CLI prints the same. */
+export function budgetView(s: BudgetStatus): Record<string, unknown> {
   return {
     object: 'relay.budget',
     scope: s.scope,
@@ -122,12 +123,12 @@ export const adminBudgetRoutes: FastifyPluginAsync<AdminBudgetRoutesOptions> = a
       }
       await opts.budgets.update(req.params.scope, req.params.id, patch);
       req.log.info({ action: 'budget.update', scope: req.params.scope, subject: req.params.id, body }, 'admin action');
-      return view(await opts.guard.status(req.params.scope, req.params.id));
+      return budgetView(await opts.guard.status(req.params.scope, req.params.id));
     },
   );
 
   app.get<{ Params: Params }>(path, { schema: { params, response: { 200: statusSchema, ...errors } } }, async (req) =>
-    view(await opts.guard.status(req.params.scope, req.params.id)),
+    budgetView(await opts.guard.status(req.params.scope, req.params.id)),
   );
 
   app.delete<{ Params: Params }>(path, { schema: { params, response: { 200: statusSchema, ...errors } } }, async (req) => {
@@ -135,6 +136,6 @@ export const adminBudgetRoutes: FastifyPluginAsync<AdminBudgetRoutesOptions> = a
       throw new HttpError(404, 'budget_not_found', `No budget override for ${req.params.scope} '${req.params.id}'.`);
     }
     req.log.info({ action: 'budget.delete', scope: req.params.scope, subject: req.params.id }, 'admin action');
-    return view(await opts.guard.status(req.params.scope, req.params.id));
+    return budgetView(await opts.guard.status(req.params.scope, req.params.id));
   });
 };

@@ -84,6 +84,16 @@ export class BudgetStore {
     return stored;
   }
 
+  /** Every stored override, optionally of one scope, ordered by scope and subject (for the CLI's list). */
+  async list(scope?: BudgetScope, limit = 1000): Promise<{ scope: BudgetScope; subject: string; limits: BudgetLimits }[]> {
+    const rows = await this.db.query<Record<string, unknown>>(
+      `SELECT scope, subject, CAST(daily_nanos AS TEXT) AS daily, CAST(monthly_nanos AS TEXT) AS monthly, CAST(total_nanos AS TEXT) AS total
+       FROM budgets${scope ? ' WHERE scope = $1' : ''} ORDER BY scope, subject LIMIT ${Math.max(1, Math.min(limit, 10000))}`,
+      scope ? [scope] : [],
+    );
+    return rows.map((r) => ({ scope: r.scope as BudgetScope, subject: String(r.subject), limits: { daily: toBig(r.daily), monthly: toBig(r.monthly), total: toBig(r.total) } }));
+  }
+
   /** Deletes every override of the subject; true when there was one. */
   async remove(scope: BudgetScope, subject: string): Promise<boolean> {
     return (await this.db.run('DELETE FROM budgets WHERE scope = $1 AND subject = $2', [scope, subject])) > 0;
