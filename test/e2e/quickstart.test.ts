@@ -106,6 +106,10 @@ describe("README's quick start, in order, in a clean copy", () => {
     expect(usage?.total.responses).toBe(1);
     expect(Number(usage?.total.cost_usd)).toBeGreaterThan(0);
 
+    // The CLI as README shows it, on the same ledger.
+    const report = await run('npx', ['--no-install', 'realtime-relay', 'usage', '--user', 'alice', '--json'], { cwd: work, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root' } });
+    expect((JSON.parse(report.stdout) as UsageReport).total).toMatchObject({ responses: 1, cost_usd: usage?.total.cost_usd });
+
     // The SQLite ledger landed where README says, inside the copy.
     expect(out).toContain(`SQLite file ${path.join(work, 'data', 'relay.db')}`);
     process.kill(-child.pid!, 'SIGTERM');
