@@ -44,7 +44,8 @@ function newcomerEnv(port: number): NodeJS.ProcessEnv {
 }
 
 describe("README's quick start, in order, in a clean copy", () => {
-  jest.setTimeout(20 * 60 * 1000);
+  // npm ci compiles better-sqlite3 from source when its prebuilt binary cannot be downloaded.
+  jest.setTimeout(30 * 60 * 1000);
   const work = mkdtempSync(path.join(tmpdir(), 'relay-quickstart-'));
   let child: ChildProcess | undefined;
   afterAll(async () => {
@@ -72,7 +73,7 @@ describe("README's quick start, in order, in a clean copy", () => {
 
     // The printed request: from `curl` to the first line that does not continue with a backslash.
     let curl: string | null = null;
-    for (let i = 0; i < 15 * 60 * 10 && curl === null; i++) {
+    for (let i = 0; i < 25 * 60 * 10 && curl === null; i++) {
       if (child.exitCode !== null) throw new Error(`the first command exited ${child.exitCode}:\n${out.slice(-4000)}`);
       const m = /^ {2}(curl [^\n]*\\\n[^\n]*)$/m.exec(out);
       if (m) curl = m[1];
@@ -112,8 +113,10 @@ describe("README's quick start, in order, in a clean copy", () => {
 
     // The SQLite ledger landed where README says, inside the copy.
     expect(out).toContain(`SQLite file ${path.join(work, 'data', 'relay.db')}`);
-    process.kill(-child.pid!, 'SIGTERM');
-    const code = await new Promise<number | null>((resolve) => child!.once('exit', resolve));
-    expect(code).toBe(0);
+    // Ctrl-C in the terminal: the whole group gets the signal; the relay drains and says so
+    // (npm and bash themselves end by the signal, so their exit code is not the relay's).
+    process.kill(-child.pid!, 'SIGINT');
+    await new Promise((resolve) => child!.once('exit', resolve));
+    expect(out).toMatch(/"msg":"stopped"/);
   });
 });
