@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# Build stage: the full Node image has python3, make and g++ for better-sqlite3's native build.
-FROM node:20-bookworm AS build
+# Node 24, the current LTS line. better-sqlite3 12.x ships prebuilt binaries for it (and bufferutil's are
+# N-API, any Node); the full image still has python3, make and g++ should a prebuilt binary be unavailable.
+FROM node:24-bookworm AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -12,7 +13,7 @@ RUN npm run build
 RUN npm prune --omit=dev --no-audit --no-fund
 
 # Runtime stage: only production dependencies, compiled code, config and static files.
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \
@@ -25,6 +26,9 @@ COPY --from=build /app/dist ./dist
 COPY --from=build /app/config ./config
 COPY --from=build /app/public ./public
 RUN mkdir -p /app/data && chown -R node:node /app/data
+# The SQLite ledger, API keys, the spool and a self-signed certificate live here: mount a volume
+# (docker run -v relay-data:/app/data …) or they are lost with the container.
+VOLUME /app/data
 USER node
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \

@@ -24,7 +24,10 @@ import { adminBudgetRoutes } from './routes/admin-budgets';
 import { adminKeyRoutes } from './routes/admin-keys';
 import { adminUiRoutes } from './routes/admin-ui';
 import { adminToolCallRoutes } from './routes/admin-tool-calls';
+import { installAdminTokenHint } from './auth/admin-token-hint';
 import { demoRoutes } from './routes/demo';
+import { ensureSelfSignedCert } from './http/self-signed-cert';
+import { rootRoutes } from './routes/root';
 import { docsRoutes } from './routes/docs';
 import { healthRoutes } from './routes/health';
 import { mintRoutes, type ProviderMint } from './routes/mint';
@@ -36,7 +39,8 @@ import { usageRoutes } from './routes/usage';
 import { createSessionPlanner, type SessionObserver } from './session/plan-session';
 import { RealtimeSimulator } from './simulator';
 import { openModelPolicy } from './models';
-import { openDatabase, type SqlDatabase } from './storage/database';
+import type { SqlDatabase } from './storage/database';
+import { openDatabaseChecked } from './storage/open-checked';
 import { ToolService } from './tools/service';
 import { createProvider, type UpstreamProvider } from './upstream';
 
@@ -84,6 +88,8 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
   if (config.auth.tokenSecretGenerated) {
     logger.warn('RELAY_TOKEN_SECRET is not set: ephemeral keys are signed with a per-process secret and will not survive a restart or work on other instances');
   }
+  for (const warning of config.warnings ?? []) logger.warn(warning);
+  if (config.tls?.selfSigned) await ensureSelfSignedCert(config.tls);
 
   // TOOLS_FILE is validated first, before anything is started: a bad entry stops the relay naming it.
   const toolDefinitions = ToolService.loadDefinitions(config);
@@ -100,7 +106,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
     provider = createProvider(config.upstream);
   }
 
-  const db = await openDatabase(config.storage.databaseUrl, { queryTimeoutMs: config.storage.queryTimeoutMs });
+  const db = await openDatabaseChecked(config.storage.databaseUrl, { queryTimeoutMs: config.storage.queryTimeoutMs });
   const authenticator = new Authenticator({ config, db, logger });
   await authenticator.init();
   const metering = await openMetering({ db, config, logger });
@@ -120,6 +126,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
   }) as unknown as FastifyInstance;
   installErrorHandler(app);
   installJsonBodyParser(app, config.limits.bodyMaxDepth);
+  installAdminTokenHint(app, Boolean(config.auth.adminToken));
   // Before any route: swagger documents only the routes registered after it.
   await app.register(docsRoutes);
   // >>> limits, HTTP hardening, metrics (src/limits, src/metrics): before any route.
@@ -229,6 +236,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
       await admitConnection(limits.sessions, principal, request);
     },
     checkModel,
+    servedModels: () => config.models.allowed ?? metering.prices.models(provider.name),
     planSession,
   });
   const calls = new CallRegistry();
@@ -256,6 +264,7 @@ export async function createRelay(config: RelayConfig, opts: CreateRelayOptions 
   // The route itself admits `usage` or `realtime` (a realtime-only backend may read its own log).
   await app.register(sessionRoutes, { sessionLog: admin.sessionLog, live: admin.live, authenticate: (req) => authenticator.authenticateRequest(req), authenticateAdmin });
   await app.register(adminUiRoutes);
+  await app.register(rootRoutes, { demoEnabled: config.demoEnabled });
 
   const services: RelayServices = { config, logger, db, provider, authenticator, metering, sessions, admin, tools, reservations, calls, simulator };
   let stopping: Promise<void> | null = null;

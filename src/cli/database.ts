@@ -1,7 +1,8 @@
 import { AUTH_MIGRATIONS } from '../auth/authenticator';
 import { loadConfig, type RelayConfig } from '../config/config';
 import { meteringMigrations } from '../metering';
-import { migrate, openDatabase, type SqlDatabase } from '../storage/database';
+import { migrate, type SqlDatabase } from '../storage/database';
+import { openDatabaseChecked } from '../storage/open-checked';
 import type { CliIo } from './context';
 
 /**
@@ -11,7 +12,8 @@ import type { CliIo } from './context';
  */
 export async function withRelayDatabase<T>(io: CliIo, fn: (db: SqlDatabase, config: RelayConfig) => Promise<T>): Promise<T> {
   const config = loadConfig(io.env);
-  const db = await openDatabase(config.storage.databaseUrl);
+  for (const warning of config.warnings ?? []) io.stderr(`warning: ${warning}\n`);
+  const db = await openDatabaseChecked(config.storage.databaseUrl);
   try {
     await migrate(db, AUTH_MIGRATIONS);
     await migrate(db, meteringMigrations);

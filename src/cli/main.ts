@@ -1,4 +1,5 @@
 import { ConfigError } from '../config/config';
+import { budgetsCommand } from './commands/budgets';
 import { keysCommand } from './commands/keys';
 import { pricesCommand } from './commands/prices';
 import { serveCommand } from './commands/serve';
@@ -11,9 +12,10 @@ Commands:
   serve          Start the relay (settings from the environment or .env)
   keys           Create, list and revoke relay API keys
   usage          Report billed usage from the ledger
+  budgets        List, show and set budgets per user or tenant
   prices check   Validate the price file and print the prices in force
 
-keys and usage work directly on the database named by DATABASE_URL (same settings as serve),
+keys, usage and budgets work directly on the database named by DATABASE_URL (same settings as serve),
 applying its migrations first.
 
 Exit codes: 0 success, 1 failure, 2 usage error, 78 configuration error.
@@ -26,6 +28,7 @@ const COMMANDS: Record<string, Command> = {
   serve: serveCommand,
   keys: keysCommand,
   usage: usageCommand,
+  budgets: budgetsCommand,
   prices: pricesCommand,
 };
 

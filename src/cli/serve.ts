@@ -1,6 +1,8 @@
 import { loadConfig } from '../config/config';
 import { createRelay } from '../app';
 import { hasNativeFrameMasking } from '../relay/native-masking';
+import { ensureDevAdminKey } from '../auth/dev-admin-key';
+import { prettySummary, startSummary } from './start-summary';
 
 /**
  * `realtime-relay serve`: starts the relay and stops it gracefully on SIGTERM/SIGINT
@@ -12,10 +14,11 @@ export async function serve(): Promise<void> {
   const relay = await createRelay(config);
   const url = await relay.listen();
   const nativeMasking = hasNativeFrameMasking();
-  relay.services.logger.info(
-    { url, provider: config.upstream.provider, dialect: config.upstream.dialect, default_model: config.models.default, native_masking: nativeMasking },
-    'relay listening',
-  );
+  const devKey = await ensureDevAdminKey(config, relay.services.authenticator.keyStore);
+  const summary = startSummary(config, { url, nativeMasking, devKey });
+  if (config.env === 'development') process.stdout.write(prettySummary(summary, devKey));
+  // Always the JSON line too: log pipelines and the test harness read the URL from it. The key's secret is never in it.
+  relay.services.logger.info(summary, 'relay listening');
   if (!nativeMasking) {
     relay.services.logger.warn('bufferutil did not load: WebSocket frames are masked in JavaScript, which roughly doubles the CPU per audio session');
   }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import Ajv from 'ajv';
 import { envSchema } from './env-schema';
 import { parseModelAliases } from '../models/resolve';
+import { describeSettingError, misspelledSettings } from './setting-errors';
 
 export type ProviderName = 'openai' | 'cometapi' | 'azure' | 'compatible' | 'simulator';
 export type ApiDialect = 'ga' | 'beta';
@@ -122,7 +123,7 @@ export interface RelayConfig {
     corsOrigins: string[];
   };
   metricsPort?: number;
-  tls?: { certFile: string; keyFile: string };
+  tls?: { certFile: string; keyFile: string; /** TLS_SELF_SIGNED: made at start if missing. */ selfSigned?: boolean };
   demoEnabled: boolean;
   /** Server-side tools (src/tools): the definitions file, how webhooks are signed, what is audited. */
   tools: {
@@ -132,6 +133,8 @@ export interface RelayConfig {
     /** Invalid-argument calls of one tool in a row the model gets an explanation for before the relay stops offering it a retry. */
     maxArgumentAttempts: number;
   };
+  /** Things worth telling the operator that do not stop the start (misspelled setting names). */
+  warnings?: string[];
 }
 
 export class ConfigError extends Error {
@@ -208,9 +211,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
 
   const raw: Record<string, unknown> = { ...defaults, ...nonEmpty(env) };
   if (!validateEnv(raw)) {
-    const err = validateEnv.errors?.[0];
-    const setting = err?.instancePath.replace(/^\//, '') || 'configuration';
-    throw new ConfigError(`Invalid setting ${setting}: ${err?.message ?? 'invalid'} (got ${JSON.stringify(raw[setting])})`);
+    throw new ConfigError(describeSettingError(validateEnv.errors?.[0], raw));
   }
   const s = raw as Record<string, string | number | boolean | undefined>;
   const str = (k: string): string | undefined => (s[k] === undefined ? undefined : String(s[k]));
@@ -226,7 +227,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
     if (str('UPSTREAM_BASE_URL')) provider = 'compatible';
     else if (explicitKey || str('OPENAI_API_KEY')) provider = 'openai';
     else if (production) {
-      throw new ConfigError('Missing setting UPSTREAM_PROVIDER: production needs a real upstream and its key (UPSTREAM_API_KEY)');
+      throw new ConfigError(
+        'Missing setting UPSTREAM_API_KEY: production serves a real provider; set UPSTREAM_API_KEY to its key (and UPSTREAM_PROVIDER if it is not openai)',
+      );
     } else provider = 'simulator';
   }
   if (provider === 'simulator' && production) {
@@ -283,6 +286,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
   if (Boolean(tlsCert) !== Boolean(tlsKey)) {
     throw new ConfigError(`Missing setting ${tlsCert ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE'}: TLS needs both a certificate and a key`);
   }
+
+  const selfSigned = bool('TLS_SELF_SIGNED');
+  if (selfSigned && production) {
+    throw new ConfigError('Invalid setting TLS_SELF_SIGNED: a self-signed certificate is for local development; in production set TLS_CERT_FILE and TLS_KEY_FILE');
+  }
+  const selfSignedDir = str('TLS_SELF_SIGNED_DIR') ?? './data/tls';
 
   let tokenSecret = str('RELAY_TOKEN_SECRET');
   const tokenSecretGenerated = !tokenSecret;
@@ -400,7 +409,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
       corsOrigins: (str('CORS_ORIGINS') ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     },
     metricsPort: s.METRICS_PORT === undefined ? undefined : num('METRICS_PORT'),
-    tls: tlsCert && tlsKey ? { certFile: tlsCert, keyFile: tlsKey } : undefined,
+    tls:
+      tlsCert && tlsKey
+        ? { certFile: tlsCert, keyFile: tlsKey }
+        : selfSigned
+          ? { certFile: path.join(selfSignedDir, 'localhost-cert.pem'), keyFile: path.join(selfSignedDir, 'localhost-key.pem'), selfSigned: true }
+          : undefined,
     demoEnabled: bool('DEMO_ENABLED') || (!production && s.DEMO_ENABLED === undefined),
     tools: {
       file: str('TOOLS_FILE') ?? './config/tools.json',
@@ -408,5 +422,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
       auditArguments: (str('TOOL_AUDIT_ARGUMENTS') as 'full' | 'hash' | undefined) ?? 'hash',
       maxArgumentAttempts: num('TOOL_MAX_ARGUMENT_ATTEMPTS'),
     },
+    warnings: misspelledSettings(env),
   };
 }

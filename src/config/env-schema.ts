@@ -90,6 +90,8 @@ export const envSchema = {
 
     TLS_CERT_FILE: { type: 'string', minLength: 1 },
     TLS_KEY_FILE: { type: 'string', minLength: 1 },
+    TLS_SELF_SIGNED: { type: 'boolean' },
+    TLS_SELF_SIGNED_DIR: { type: 'string', minLength: 1 },
     DEMO_ENABLED: { type: 'boolean' },
 
     TOOLS_FILE: { type: 'string', minLength: 1 },

@@ -164,6 +164,11 @@ export class PriceBook {
     return [...this.byProvider.keys()];
   }
 
+  /** The model names priced for a provider (dated snapshots included), sorted. */
+  models(provider: string): string[] {
+    return [...(this.byProvider.get(provider)?.keys() ?? [])].sort();
+  }
+
   priceFor(provider: string, model: string, at: Date): ModelPrice | null {
     const models = this.byProvider.get(provider);
     if (!models) return null;

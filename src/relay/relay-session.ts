@@ -44,7 +44,7 @@ export interface SessionHooks {
   /** Sent upstream as soon as it opens, before anything the client queued (a locked session.update). */
   initialUpstreamFrames?: readonly string[];
   onUpstreamOpen?: (info: { handshakeMs: number }) => void;
-  onHandshakeFailure?: (failure: HandshakeFailure, status: number | 'timeout' | 'network', handshakeMs: number) => void;
+  onHandshakeFailure?: (failure: HandshakeFailure, status: number | 'timeout' | 'network', handshakeMs: number, detail: { host: string; cause: string }) => void;
   onEnd?: (summary: SessionSummary) => void;
   /** Every event the relay itself sends the client (errors, notices), for metrics. */
   onRelayEvent?: (event: string) => void;
@@ -243,7 +243,7 @@ export class RelaySession {
     });
     const r: ConnectResult = await result;
     if (!r.ok) {
-      this.hooks.onHandshakeFailure?.(r.failure, r.status, r.handshakeMs);
+      this.hooks.onHandshakeFailure?.(r.failure, r.status, r.handshakeMs, r.detail);
       this.endReason = 'handshake_failed';
       this.sendToClient(errorEvent(r.failure.error));
       this.clientCloseCode = r.failure.closeCode;

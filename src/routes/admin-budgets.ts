@@ -94,7 +94,8 @@ function limitsView(l: BudgetLimits): Record<string, string | null> {
   };
 }
 
-function view(s: BudgetStatus, tenant: string | null): Record<string, unknown> {
+/** The admin API's budget object; the CLI prints the same. */
+export function budgetView(s: BudgetStatus, tenant: string | null = null): Record<string, unknown> {
   return {
     object: 'relay.budget',
     scope: s.scope,
@@ -146,7 +147,7 @@ export const adminBudgetRoutes: FastifyPluginAsync<AdminBudgetRoutesOptions> = a
       }
       await opts.budgets.update(req.params.scope, req.params.id, patch, tenant);
       req.log.info({ action: 'budget.update', scope: req.params.scope, subject: req.params.id, tenant, body }, 'admin action');
-      return view(await opts.guard.status(req.params.scope, req.params.id, tenant), tenant);
+      return budgetView(await opts.guard.status(req.params.scope, req.params.id, tenant), tenant);
     },
   );
 
@@ -156,14 +157,14 @@ export const adminBudgetRoutes: FastifyPluginAsync<AdminBudgetRoutesOptions> = a
     async () => {
       const stored = await opts.budgets.list();
       const data = [];
-      for (const b of stored) data.push(view(await opts.guard.status(b.scope, b.subject, b.tenant), b.tenant));
+      for (const b of stored) data.push(budgetView(await opts.guard.status(b.scope, b.subject, b.tenant), b.tenant));
       return { object: 'list', data };
     },
   );
 
   app.get<{ Params: Params; Querystring: Query }>(path, { schema: { params, querystring, response: { 200: statusSchema, ...errors } } }, async (req) => {
     const tenant = tenantOf(req.params, req.query);
-    return view(await opts.guard.status(req.params.scope, req.params.id, tenant), tenant);
+    return budgetView(await opts.guard.status(req.params.scope, req.params.id, tenant), tenant);
   });
 
   app.delete<{ Params: Params; Querystring: Query }>(path, { schema: { params, querystring, response: { 200: statusSchema, ...errors } } }, async (req) => {
@@ -172,6 +173,6 @@ export const adminBudgetRoutes: FastifyPluginAsync<AdminBudgetRoutesOptions> = a
       throw new HttpError(404, 'budget_not_found', `No budget override for ${req.params.scope} '${req.params.id}'${tenant === null ? '' : ` of tenant '${tenant}'`}.`);
     }
     req.log.info({ action: 'budget.delete', scope: req.params.scope, subject: req.params.id, tenant }, 'admin action');
-    return view(await opts.guard.status(req.params.scope, req.params.id, tenant), tenant);
+    return budgetView(await opts.guard.status(req.params.scope, req.params.id, tenant), tenant);
   });
 };

@@ -4,8 +4,8 @@ import type WebSocket from 'ws';
 import type { CredentialCarrier } from '../auth/authenticator';
 import type { Principal } from '../auth/principal';
 import type { ApiDialect, RelayConfig } from '../config/config';
-import { HttpError } from '../http/errors';
-import { CloseCode, clampReason } from '../relay/close-codes';
+import { HttpError, type ErrorBody } from '../http/errors';
+import { CloseCode } from '../relay/close-codes';
 import { clientDialectOf, upstreamDialectFor } from '../relay/dialect/client-dialect';
 import { DialectTranslator } from '../relay/dialect/translator';
 import { errorEvent, type ProtocolError } from '../relay/protocol-errors';
@@ -50,10 +50,12 @@ export interface RealtimeRouteOptions {
   authenticate: (request: CredentialCarrier) => Promise<Principal>;
   /** Admission checks that need only the principal (budgets, connection limits); throw HttpError to refuse. */
   admit?: (principal: Principal, request: FastifyRequest) => Promise<void>;
-  /** Checks that the model may be served (prices known, etc.); a ProtocolError refuses it after the upgrade. */
+  /** Checks that the model may be served (prices known, etc.); a ProtocolError refuses it at the upgrade (HTTP 400). */
   checkModel?: (model: string, principal: Principal) => ProtocolError | null;
   /** Lifecycle: a shut-down model is refused or replaced by its alias (src/models). */
   resolveModel?: (model: string) => ModelResolution;
+  /** The models this relay serves, listed in a refusal so the client knows what to ask for. */
+  servedModels?: () => string[];
   /** Builds the session's hooks: metering, locked configuration, budget guard, metrics. */
   planSession?: (ctx: SessionContext) => Promise<SessionPlan>;
 }
@@ -76,6 +78,7 @@ interface RealtimeQuery {
  */
 export const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (app, o) => {
   const principals = new WeakMap<FastifyRequest, Principal>();
+  const resolutions = new WeakMap<FastifyRequest, ModelResolution>();
 
   app.get<{ Querystring: RealtimeQuery }>(
     '/v1/realtime',
@@ -91,6 +94,22 @@ export const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (a
         await o.admit?.(principal, request);
         principals.set(request, principal);
       },
+      // After validation (the query's model is well-formed), before the upgrade: a model this
+      // relay cannot serve is an HTTP answer the client can read, not a socket that opens and closes.
+      preHandler: async (request: FastifyRequest<{ Querystring: RealtimeQuery }>) => {
+        const principal = principals.get(request);
+        if (!principal) return;
+        const model = request.query.model ?? principal.model ?? o.config.models.default;
+        const resolved: ModelResolution = o.resolveModel?.(model) ?? { ok: true, model, requested: model, deprecated: null };
+        resolutions.set(request, resolved);
+        // Key binding and ALLOWED_MODELS apply to the model asked for; prices to the one served
+        // (an alias of a shut-down model); a shut-down model without an alias is refused.
+        const refusal = resolved.ok ? modelRefusal(o, principal, model, resolved.model) : resolved.error;
+        if (!refusal) return;
+        // A key bound to one model may use that one only: a permission, not a bad request.
+        if (principal.model && principal.model !== model) throw new ModelRefusedError(403, refusal, [principal.model]);
+        throw new ModelRefusedError(400, refusal, o.servedModels?.() ?? []);
+      },
     },
     (socket: WebSocket, request: FastifyRequest<{ Querystring: RealtimeQuery }>) => {
       const principal = principals.get(request);
@@ -98,20 +117,35 @@ export const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (a
         socket.close(CloseCode.policyViolation, 'unauthenticated');
         return;
       }
-      const requested = request.query.model ?? principal.model ?? o.config.models.default;
-      const resolved: ModelResolution = o.resolveModel?.(requested) ?? { ok: true, model: requested, requested, deprecated: null };
-      // Key binding and ALLOWED_MODELS apply to the model asked for; prices to the one served.
-      const refusal = resolved.ok ? modelRefusal(o, principal, requested, resolved.model) : resolved.error;
-      if (refusal || !resolved.ok) {
-        const err = refusal ?? { type: 'server_error', code: 'relay_error', message: 'model refused' };
-        socket.send(errorEvent(err));
-        socket.close(CloseCode.policyViolation, clampReason(err.message));
+      // Resolved and checked before the upgrade (preHandler): a refused model never gets here.
+      const resolved = resolutions.get(request);
+      if (!resolved?.ok) {
+        socket.close(CloseCode.policyViolation, 'model refused');
         return;
       }
-      void runSession(o, socket, request, principal, resolved.model, resolved.model !== requested ? requested : undefined);
+      void runSession(o, socket, request, principal, resolved.model, resolved.model !== resolved.requested ? resolved.requested : undefined);
     },
   );
 };
+
+/**
+ * A model refused before the upgrade: the OpenAI-shaped error, plus `models`, the models this
+ * relay serves (for a key bound to one model, that model only).
+ */
+class ModelRefusedError extends HttpError {
+  constructor(
+    status: 400 | 403,
+    refusal: ProtocolError,
+    private readonly models: string[],
+  ) {
+    const list = models.length > 0 ? ` Models served: ${models.join(', ')}.` : '';
+    super(status, refusal.code, `${refusal.message}${list}`, refusal.type, refusal.param ?? 'model');
+  }
+
+  override toBody(): ErrorBody & { models: string[] } {
+    return { ...super.toBody(), models: this.models };
+  }
+}
 
 /** Whether `model` may be served to `principal` (`served`: what an alias resolves it to); shared with WebRTC calls (routes/calls.ts). */
 export function modelRefusal(o: Pick<RealtimeRouteOptions, 'config' | 'checkModel'>, principal: Principal, model: string, served = model): ProtocolError | null {

@@ -254,7 +254,11 @@ export function createSessionPlanner(deps: {
         observer?.onUpstreamFrame?.(type, bytes);
       },
       onUpstreamOpen: ({ handshakeMs }) => observer?.onUpstreamOpen?.(handshakeMs),
-      onHandshakeFailure: (_f, status) => observer?.onHandshakeFailure?.(status),
+      onHandshakeFailure: (_f, status, _ms, detail) => {
+        // What an operator needs to fix it (wrong host, refused key, TLS), never a header or key.
+        deps.logger.warn({ session_id: sessionId, upstream_host: detail.host, status, cause: detail.cause }, 'upstream handshake failed');
+        observer?.onHandshakeFailure?.(status);
+      },
       onRelayEvent: (event) => observer?.onRelayEvent?.(event),
     };
 

@@ -142,12 +142,12 @@ export class BudgetStore {
     return stored;
   }
 
-  /** Every stored override, for the console's budget list (bounded: one row per subject with an override). */
-  async list(limit = 1000): Promise<Array<{ scope: BudgetScope; subject: string; tenant: string | null; limits: BudgetLimits }>> {
+  /** Every stored override, optionally of one scope (bounded: one row per subject with an override). */
+  async list(scope?: BudgetScope, limit = 1000): Promise<Array<{ scope: BudgetScope; subject: string; tenant: string | null; limits: BudgetLimits }>> {
     const rows = await this.db.query<Record<string, unknown>>(
       `SELECT scope, tenant, subject, CAST(daily_nanos AS TEXT) AS daily, CAST(monthly_nanos AS TEXT) AS monthly, CAST(total_nanos AS TEXT) AS total
-       FROM budgets ORDER BY scope, tenant, subject LIMIT $1`,
-      [limit],
+       FROM budgets${scope ? ' WHERE scope = $1' : ''} ORDER BY scope, tenant, subject LIMIT ${Math.max(1, Math.min(limit, 10000))}`,
+      scope ? [scope] : [],
     );
     return rows.map((r) => ({
       scope: String(r.scope) as BudgetScope,

@@ -23,7 +23,14 @@ export function upstreamMaskGenerator(url: string, masking: UpstreamMasking): ((
 
 export type ConnectResult =
   | { ok: true; socket: WebSocket; handshakeMs: number }
-  | { ok: false; failure: HandshakeFailure; status: number | 'timeout' | 'network'; handshakeMs: number };
+  | {
+      ok: false;
+      failure: HandshakeFailure;
+      status: number | 'timeout' | 'network';
+      handshakeMs: number;
+      /** For the operator's log: what failed (socket error, HTTP status and error code) and where; never a header. */
+      detail: { host: string; cause: string };
+    };
 
 const MAX_ERROR_BODY = 16 * 1024;
 
@@ -33,6 +40,7 @@ const MAX_ERROR_BODY = 16 * 1024;
  */
 export function connectUpstream(target: UpstreamTarget, o: ConnectOptions): { socket: WebSocket; result: Promise<ConnectResult> } {
   const started = performance.now();
+  const host = new URL(target.url).host;
   const socket = new WebSocket(target.url, {
     headers: target.headers,
     perMessageDeflate: o.compression,
@@ -65,7 +73,8 @@ export function connectUpstream(target: UpstreamTarget, o: ConnectOptions): { so
         } catch {
           /* a non-JSON error body: the status alone decides */
         }
-        settle({ ok: false, status, failure: mapHandshakeFailure(status, code), handshakeMs: elapsed() });
+        const cause = `HTTP ${status}${code ? ` (${code})` : ''}`;
+        settle({ ok: false, status, failure: mapHandshakeFailure(status, code), handshakeMs: elapsed(), detail: { host, cause } });
         socket.terminate();
       };
       res.once('end', finish);
@@ -74,9 +83,11 @@ export function connectUpstream(target: UpstreamTarget, o: ConnectOptions): { so
     });
     socket.on('error', (err: Error) => {
       const status = /handshake has timed out/i.test(err.message) ? 'timeout' : 'network';
-      settle({ ok: false, status, failure: mapHandshakeFailure(status), handshakeMs: elapsed() });
+      settle({ ok: false, status, failure: mapHandshakeFailure(status), handshakeMs: elapsed(), detail: { host, cause: err.message } });
     });
-    socket.once('close', () => settle({ ok: false, status: 'network', failure: mapHandshakeFailure('network'), handshakeMs: elapsed() }));
+    socket.once('close', () =>
+      settle({ ok: false, status: 'network', failure: mapHandshakeFailure('network'), handshakeMs: elapsed(), detail: { host, cause: 'connection closed before the handshake completed' } }),
+    );
   });
   return { socket, result };
 }

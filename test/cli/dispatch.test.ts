@@ -68,7 +68,7 @@ describe('realtime-relay command dispatch', () => {
   it('exits 78 when production settings are missing', async () => {
     const r = await cli(['keys', 'list'], { ...s.env, NODE_ENV: 'production' });
     expect(r.code).toBe(78);
-    expect(r.err).toMatch(/Missing setting UPSTREAM_PROVIDER/);
+    expect(r.err).toMatch(/Missing setting UPSTREAM_API_KEY/);
   });
 
   it('exits 1 when the database cannot be opened', async () => {

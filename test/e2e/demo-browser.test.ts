@@ -1,11 +1,10 @@
 /**
  * The browser demo end to end: Debian's Chromium (driven by playwright-core) with a fake
- * microphone that plays a speech WAV made by espeak-ng + sox, the page at /demo, the relay and
+ * microphone that plays a committed speech WAV (test/fixtures/audio), the page at /demo, the relay and
  * its simulator. Checks what reached the upstream (real, non-silent PCM16), what the page showed
  * (transcript, scheduled playback, cost) and that the cost is the ledger's.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -20,15 +19,13 @@ const USER = 'carol-demo';
 
 /**
  * 24 kHz mono 16-bit speech, then silence long enough for the page's end-of-turn detection.
- * Made at test time (espeak-ng + sox) rather than committed: a few lines instead of a binary.
+ * Committed (test/fixtures/audio, made by its make.sh with espeak-ng + sox) so the suite needs
+ * neither tool; the JSON beside it holds the spoken part's duration.
  */
-function speechWav(dir: string): { file: string; speechMs: number } {
-  const raw = path.join(dir, 'espeak.wav');
-  const file = path.join(dir, 'speech-24k.wav');
-  execFileSync('espeak-ng', ['-v', 'en-us', '-s', '165', '-w', raw, 'Hello relay, what is the weather like today?'], { stdio: 'pipe' });
-  execFileSync('sox', [raw, '-r', '24000', '-c', '1', '-b', '16', '-e', 'signed-integer', file, 'gain', '-n', '-3', 'pad', '0.3', '1.5'], { stdio: 'pipe' });
-  const speechMs = Number(execFileSync('soxi', ['-D', raw], { encoding: 'utf8' })) * 1000;
-  return { file, speechMs };
+function speechWav(): { file: string; speechMs: number } {
+  const dir = path.resolve(__dirname, '..', 'fixtures', 'audio');
+  const meta = JSON.parse(readFileSync(path.join(dir, 'speech-24k.json'), 'utf8')) as { speech_ms: number };
+  return { file: path.join(dir, 'speech-24k.wav'), speechMs: meta.speech_ms };
 }
 
 async function poll<T>(read: () => Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 15_000): Promise<T> {
@@ -51,7 +48,7 @@ describe('browser demo at /demo (Chromium, fake microphone)', () => {
 
   beforeAll(async () => {
     work = mkdtempSync(path.join(tmpdir(), 'relay-demo-'));
-    const wav = speechWav(work);
+    const wav = speechWav();
     speechMs = wav.speechMs;
     relay = await startRelay();
     context = await chromium.launchPersistentContext(path.join(work, 'profile'), {

@@ -68,10 +68,11 @@ describe('metering through the relay', () => {
     const r = await startRelay();
     relays.push(r);
     const key = await r.createKey('ursula', ['realtime']);
-    const c = await TestClient.connect(`${r.wsUrl}?model=acme-voice-1`, { headers: { authorization: `Bearer ${key}` } });
-    const closed = await c.closed;
-    expect(closed.code).toBe(1008);
-    expect(c.events[0]).toMatchObject({ type: 'error', error: { code: 'model_not_priced', param: 'model' } });
+    const refused = await refusedUpgrade(`${r.wsUrl}?model=acme-voice-1`, { headers: { authorization: `Bearer ${key}` } });
+    // Refused before the upgrade, with the models this relay does price.
+    expect(refused.status).toBe(400);
+    expect(refused.body).toMatchObject({ error: { code: 'model_not_priced', param: 'model' } });
+    expect(refused.body.models).toEqual(expect.arrayContaining(['gpt-realtime', 'gpt-realtime-mini']));
     expect(r.relay.services.simulator!.stats.connectionsOpened).toBe(0);
   });
 

@@ -99,11 +99,11 @@ describe('session limits through the relay', () => {
     await again.waitFor('session.created');
   });
 
-  it('frees the slot of a connection refused after the upgrade (model not priced)', async () => {
+  it('frees the slot of a connection refused at the upgrade (model not priced)', async () => {
     const r = await relay({ MAX_SESSIONS_PER_USER: '1' });
     const key = await r.createKey('lim-model', ['realtime']);
-    const bad = await opened(`${r.wsUrl}?model=acme-voice-1`, key);
-    expect((await bad.closed).code).toBe(1008);
+    const bad = await refused(`${r.wsUrl}?model=acme-voice-1`, key);
+    expect([bad.status, bad.body.error?.code]).toEqual([400, 'model_not_priced']);
     const good = await openedSoon(r.wsUrl, key);
     clients.push(good);
     await good.waitFor('session.created');

@@ -2,7 +2,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { CloseCode } from '../../src/relay/close-codes';
 import { startCoreHarness, type CoreHarness } from '../support/core-harness';
-import { delay, TestClient } from '../support/ws-client';
+import { delay, refusedUpgrade, TestClient } from '../support/ws-client';
 
 function audioAppend(i: number, bytes = 4800): string {
   // Distinct content per frame so order and identity can be checked byte for byte.
@@ -153,12 +153,13 @@ describe('relay core against the simulator', () => {
     expect(h.simulator.stats.receivedClientEvents.map((e) => e.type)).toEqual(['response.create', 'response.create']);
   });
 
-  it('refuses a model outside ALLOWED_MODELS with an error event and close 1008', async () => {
-    h = await startCoreHarness({ ALLOWED_MODELS: 'gpt-realtime', DEFAULT_MODEL: 'gpt-realtime' });
-    const c = await TestClient.connect(`${h.url}?model=gpt-realtime-mini`);
-    const closed = await c.closed;
-    expect(closed.code).toBe(CloseCode.policyViolation);
-    expect(c.events[0]).toMatchObject({ type: 'error', error: { code: 'model_not_allowed', param: 'model' } });
+  it('refuses a model outside ALLOWED_MODELS at the upgrade with HTTP 400 listing the models served', async () => {
+    h = await startCoreHarness({ ALLOWED_MODELS: 'gpt-realtime', DEFAULT_MODEL: 'gpt-realtime' }, { servedModels: () => ['gpt-realtime'] });
+    const refused = await refusedUpgrade(`${h.url}?model=gpt-realtime-mini`);
+    expect(refused.status).toBe(400);
+    expect(refused.body).toMatchObject({ error: { code: 'model_not_allowed', param: 'model', type: 'invalid_request_error' }, models: ['gpt-realtime'] });
+    expect((refused.body.error as { message: string }).message).toMatch(/Models served: gpt-realtime\./);
+    expect(h.simulator.stats.connectionsOpened).toBe(0);
     const ok = await TestClient.connect(h.url);
     const created = (await ok.waitFor('session.created')) as { session: { model: string } };
     expect(created.session.model).toBe('gpt-realtime');

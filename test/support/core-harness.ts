@@ -25,7 +25,7 @@ export interface CoreHarness {
  */
 export async function startCoreHarness(
   env: Record<string, string> = {},
-  extra: Partial<Pick<RealtimeRouteOptions, 'planSession' | 'checkModel'>> = {},
+  extra: Partial<Pick<RealtimeRouteOptions, 'planSession' | 'checkModel' | 'servedModels'>> = {},
   /** Another upstream (an http://…/v1 base) instead of the simulator, for tests that need a misbehaving peer. */
   upstreamBaseUrl?: string,
 ): Promise<CoreHarness> {

@@ -110,6 +110,7 @@ export function runDockerfile(opts: { dockerfile: string; context: string; works
         break;
       }
       case 'EXPOSE':
+      case 'VOLUME':
       case 'USER':
       case 'STOPSIGNAL':
         break;

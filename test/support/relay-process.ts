@@ -17,7 +17,11 @@ export interface RelayProcess {
  * A relay as operators run it: `realtime-relay serve` in its own process (from source),
  * configured only through the environment. Resolves once /readyz answers 200.
  */
-export async function startRelayProcess(env: Record<string, string>): Promise<RelayProcess> {
+export async function startRelayProcess(
+  env: Record<string, string>,
+  /** How to ask /readyz (a relay with a certificate the test process does not trust needs its own). */
+  isReady: (baseUrl: string) => Promise<boolean> = (baseUrl) => fetch(`${baseUrl}/readyz`).then((r) => r.ok, () => false),
+): Promise<RelayProcess> {
   // tsx as a loader inside one node process (not the tsx CLI, which runs a child): signals
   // reach the relay itself, as they do in production.
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'src', 'cli', 'index.ts'), 'serve'], {
@@ -44,7 +48,7 @@ export async function startRelayProcess(env: Record<string, string>): Promise<Re
   for (let i = 0; i < 150; i++) {
     if (child.exitCode !== null) break;
     const baseUrl = listening();
-    if (baseUrl && (await fetch(`${baseUrl}/readyz`).then((r) => r.ok, () => false))) {
+    if (baseUrl && (await isReady(baseUrl))) {
       return {
         child,
         baseUrl,
