@@ -6,7 +6,7 @@ import { Registry } from 'prom-client';
 import { openModelPolicy } from '../../src/models';
 import { ModelLifecycle } from '../../src/models/lifecycle';
 import { startRelay, type RelayInstance } from '../support/relay-instance';
-import { delay, TestClient } from '../support/ws-client';
+import { delay, refusedUpgrade, TestClient } from '../support/ws-client';
 
 /** A lifecycle for the simulator (it has none by default): one model shut down, one deprecated. */
 const LIFECYCLE = {
@@ -73,10 +73,12 @@ describe('model lifecycle', () => {
   it('refuses a model past its shutdown date with a clear error, before dialling upstream', async () => {
     r = await startRelay({ MODEL_LIFECYCLE_FILE: file });
     const key = await r.createKey('ann', ['realtime']);
-    const c = await TestClient.connect(`${r.wsUrl}?model=gpt-realtime`, { headers: { authorization: `Bearer ${key}` } });
-    const closed = await c.closed;
-    expect(closed.code).toBe(1008);
-    expect(c.events[0]).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', code: 'model_shut_down', param: 'model', message: 'Model gpt-realtime was shut down by the provider on 2026-01-20. Use gpt-realtime-2.1 instead.' } });
+    // Refused before the upgrade (HTTP 400, OpenAI-shaped), like any model this relay cannot serve.
+    const refused = await refusedUpgrade(`${r.wsUrl}?model=gpt-realtime`, { headers: { authorization: `Bearer ${key}` } });
+    expect(refused.status).toBe(400);
+    expect(refused.body).toMatchObject({
+      error: { type: 'invalid_request_error', code: 'model_shut_down', param: 'model', message: expect.stringMatching(/^Model gpt-realtime was shut down by the provider on 2026-01-20\. Use gpt-realtime-2\.1 instead\./) },
+    });
     expect(r.relay.services.simulator!.stats.connectionsOpened).toBe(0);
     // A deprecated model is still served.
     const d = await TestClient.connect(`${r.wsUrl}?model=gpt-realtime-mini`, { headers: { authorization: `Bearer ${key}` } });
