@@ -19,6 +19,7 @@ describe('realtime-relay budgets', () => {
       object: 'relay.budget',
       scope: 'user',
       id: 'alice',
+      tenant: null,
       limits: { daily_usd: '2.500000000', monthly_usd: null, total_usd: '100.000000000' },
       overrides: { daily_usd: '2.500000000', monthly_usd: null, total_usd: '100.000000000' },
       spent: { daily_usd: '0.000000000', monthly_usd: '0.000000000', total_usd: '0.000000000' },
@@ -27,12 +28,12 @@ describe('realtime-relay budgets', () => {
     await cli(['budgets', 'set', 'tenant', 'acme', '--monthly', '0'], s.env);
     const listed = await cli(['budgets', 'list'], s.env);
     expect(listed.out.trim().split('\n')).toEqual([
-      expect.stringMatching(/^SCOPE\s+ID\s+DAILY_USD\s+MONTHLY_USD\s+TOTAL_USD$/),
-      expect.stringMatching(/^tenant\s+acme\s+-\s+0\.000000000\s+-$/),
-      expect.stringMatching(/^user\s+alice\s+2\.500000000\s+-\s+100\.000000000$/),
+      expect.stringMatching(/^SCOPE\s+ID\s+TENANT\s+DAILY_USD\s+MONTHLY_USD\s+TOTAL_USD$/),
+      expect.stringMatching(/^tenant\s+acme\s+-\s+-\s+0\.000000000\s+-$/),
+      expect.stringMatching(/^user\s+alice\s+-\s+2\.500000000\s+-\s+100\.000000000$/),
     ]);
     expect(JSON.parse((await cli(['budgets', 'list', '--scope', 'tenant', '--json'], s.env)).out)).toEqual([
-      { scope: 'tenant', id: 'acme', daily_usd: null, monthly_usd: '0.000000000', total_usd: null },
+      { scope: 'tenant', id: 'acme', tenant: null, daily_usd: null, monthly_usd: '0.000000000', total_usd: null },
     ]);
 
     // The same rows the relay reads: a zero monthly limit refuses every user of the tenant.
@@ -55,14 +56,24 @@ describe('realtime-relay budgets', () => {
 
   it.each([
     [['budgets', 'set', 'user', 'alice'], /give at least one of --daily, --monthly, --total/],
-    [['budgets', 'set', 'group', 'x', '--daily', '1'], /the scope must be user or tenant, got 'group'/],
+    [['budgets', 'set', 'group', 'x', '--daily', '1'], /the scope must be user, tenant or key, got 'group'/],
     [['budgets', 'set', 'user', 'alice', '--daily', '$5'], /--daily must be a USD amount such as 5 or 2.50/],
     [['budgets', 'show', 'user'], /give the scope and the id/],
     [['budgets', 'drop'], /unknown subcommand 'drop'/],
+    [['budgets', 'set', 'tenant', 'acme', '--tenant', 'x', '--daily', '1'], /--tenant applies to user budgets only/],
   ])('%j is a usage error (exit 2) saying what to type', async (argv, message) => {
     const r = await cli(argv, s.env);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(message);
+  });
+
+  it('names a user within its tenant (--tenant): its own budget, not the no-tenant user\'s', async () => {
+    await cli(['budgets', 'set', 'user', 'bea', '--tenant', 'acme', '--daily', '3'], s.env);
+    const own = JSON.parse((await cli(['budgets', 'show', 'user', 'bea', '--tenant', 'acme', '--json'], s.env)).out) as { tenant: string | null; overrides: Record<string, string | null> };
+    expect(own).toMatchObject({ tenant: 'acme', overrides: { daily_usd: '3.000000000' } });
+    const noTenant = JSON.parse((await cli(['budgets', 'show', 'user', 'bea', '--json'], s.env)).out) as { tenant: string | null; overrides: Record<string, string | null> };
+    expect(noTenant).toMatchObject({ tenant: null, overrides: { daily_usd: null } });
+    expect((await cli(['budgets', 'list', '--scope', 'user'], s.env)).out).toMatch(/^user\s+bea\s+acme\s+3\.000000000/m);
   });
 
   it('is listed in the main help and has its own', async () => {

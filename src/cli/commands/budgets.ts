@@ -26,32 +26,34 @@ Subcommands:
 Run 'realtime-relay budgets <subcommand> --help' for its options.
 `;
 
-export const BUDGETS_LIST_HELP = `Usage: realtime-relay budgets list [--scope user|tenant] [--json]
+export const BUDGETS_LIST_HELP = `Usage: realtime-relay budgets list [--scope user|tenant|key] [--json]
 
 Lists the stored budget overrides (defaults from DEFAULT_BUDGET_*_USD are not rows).
 
 Options:
-  --scope SCOPE        Only user or only tenant overrides
+  --scope SCOPE        Only user, tenant or key overrides
   --json               Print JSON
   -h, --help           Show this help
 `;
 
-export const BUDGETS_SHOW_HELP = `Usage: realtime-relay budgets show <user|tenant> <id> [--json]
+export const BUDGETS_SHOW_HELP = `Usage: realtime-relay budgets show <user|tenant|key> <id> [--tenant T] [--json]
 
 Shows the limits in force (override, else the configured default), which are overrides, and
 the spend of the current UTC day and month and in total.
 
 Options:
+  --tenant T           The user's tenant (a user is named within its tenant; without it, the user of no tenant)
   --json               Print the admin API's budget object
   -h, --help           Show this help
 `;
 
-export const BUDGETS_SET_HELP = `Usage: realtime-relay budgets set <user|tenant> <id> [--daily USD] [--monthly USD] [--total USD] [--json]
+export const BUDGETS_SET_HELP = `Usage: realtime-relay budgets set <user|tenant|key> <id> [--tenant T] [--daily USD] [--monthly USD] [--total USD] [--json]
 
 Sets the given periods; 'none' clears that period's override (a user then falls back to the
 configured default). Periods not given are left as they are.
 
 Options:
+  --tenant T           The user's tenant (a user is named within its tenant; without it, the user of no tenant)
   --daily USD          Limit per UTC day, e.g. 5 or 2.50, or none
   --monthly USD        Limit per UTC month, or none
   --total USD          Limit over all time, or none
@@ -59,13 +61,20 @@ Options:
   -h, --help           Show this help
 `;
 
-const SCOPES: readonly BudgetScope[] = ['user', 'tenant'];
+const SCOPES: readonly BudgetScope[] = ['user', 'tenant', 'key'];
 const ID_MAX = 256;
 
 function scopeOf(text: string | undefined): BudgetScope {
-  if (text === undefined) throw new UsageError('the scope (user or tenant) is required');
-  if (!(SCOPES as readonly string[]).includes(text)) throw new UsageError(`the scope must be user or tenant, got '${text}'`);
+  if (text === undefined) throw new UsageError('the scope (user, tenant or key) is required');
+  if (!(SCOPES as readonly string[]).includes(text)) throw new UsageError(`the scope must be user, tenant or key, got '${text}'`);
   return text as BudgetScope;
+}
+
+/** A user's tenant from --tenant; refused for tenant and key budgets, which have none. */
+function tenantOf(scope: BudgetScope, tenant: string | undefined): string | null {
+  if (tenant === undefined) return null;
+  if (scope !== 'user') throw new UsageError('--tenant applies to user budgets only');
+  return tenant;
 }
 
 function subjectOf(positionals: string[]): { scope: BudgetScope; id: string } {
@@ -91,12 +100,12 @@ function amountOf(text: string, option: string): bigint | null {
 const usdOrDash = (v: bigint | null): string => (v === null ? '-' : formatUsd(v));
 const limitsRow = (l: BudgetLimits): string[] => BUDGET_PERIODS.map((p) => usdOrDash(l[p]));
 
-async function show(scope: BudgetScope, id: string, asJson: boolean, io: CliIo): Promise<number> {
+async function show(scope: BudgetScope, id: string, tenant: string | null, asJson: boolean, io: CliIo): Promise<number> {
   const status = await withRelayDatabase(io, (db, config) =>
-    new BudgetGuard({ budgets: new BudgetStore(db), ledger: new Ledger(db), defaults: config.budgets.defaults }).status(scope, id),
+    new BudgetGuard({ budgets: new BudgetStore(db), ledger: new Ledger(db), defaults: config.budgets.defaults }).status(scope, id, tenant),
   );
   if (asJson) {
-    io.stdout(json(budgetView(status)));
+    io.stdout(json(budgetView(status, tenant)));
     return EXIT.ok;
   }
   const line = (p: (typeof BUDGET_PERIODS)[number]): string => {
@@ -104,7 +113,7 @@ async function show(scope: BudgetScope, id: string, asJson: boolean, io: CliIo):
     const origin = limit === null ? '' : status.overrides[p] !== null ? ' (override)' : ' (default)';
     return `limit ${limit === null ? 'none' : `$${formatUsd(limit)}`}${origin}, spent $${formatUsd(status.spent[p])}`;
   };
-  io.stdout(`Budget of ${scope} ${id}:\n` + fields(BUDGET_PERIODS.map((p) => [p, line(p)] as const)));
+  io.stdout(`Budget of ${scope} ${id}${tenant === null ? '' : ` of tenant ${tenant}`}:\n` + fields(BUDGET_PERIODS.map((p) => [p, line(p)] as const)));
   return EXIT.ok;
 }
 
@@ -122,6 +131,7 @@ async function list(argv: string[], io: CliIo): Promise<number> {
         rows.map((r) => ({
           scope: r.scope,
           id: r.subject,
+          tenant: r.tenant,
           daily_usd: r.limits.daily === null ? null : formatUsd(r.limits.daily),
           monthly_usd: r.limits.monthly === null ? null : formatUsd(r.limits.monthly),
           total_usd: r.limits.total === null ? null : formatUsd(r.limits.total),
@@ -136,8 +146,8 @@ async function list(argv: string[], io: CliIo): Promise<number> {
   }
   io.stdout(
     table(
-      [{ header: 'SCOPE' }, { header: 'ID' }, { header: 'DAILY_USD', align: 'right' }, { header: 'MONTHLY_USD', align: 'right' }, { header: 'TOTAL_USD', align: 'right' }],
-      rows.map((r) => [r.scope, r.subject, ...limitsRow(r.limits)]),
+      [{ header: 'SCOPE' }, { header: 'ID' }, { header: 'TENANT' }, { header: 'DAILY_USD', align: 'right' }, { header: 'MONTHLY_USD', align: 'right' }, { header: 'TOTAL_USD', align: 'right' }],
+      rows.map((r) => [r.scope, r.subject, r.tenant ?? '-', ...limitsRow(r.limits)]),
     ),
   );
   return EXIT.ok;
@@ -148,9 +158,9 @@ async function showCommand(argv: string[], io: CliIo): Promise<number> {
     io.stdout(BUDGETS_SHOW_HELP);
     return EXIT.ok;
   }
-  const { values, positionals } = parseCommand(argv, { options: { json: { type: 'boolean', default: false } }, allowPositionals: true });
+  const { values, positionals } = parseCommand(argv, { options: { tenant: { type: 'string' }, json: { type: 'boolean', default: false } }, allowPositionals: true });
   const { scope, id } = subjectOf(positionals);
-  return show(scope, id, values.json, io);
+  return show(scope, id, tenantOf(scope, values.tenant), values.json, io);
 }
 
 async function set(argv: string[], io: CliIo): Promise<number> {
@@ -159,18 +169,19 @@ async function set(argv: string[], io: CliIo): Promise<number> {
     return EXIT.ok;
   }
   const { values, positionals } = parseCommand(argv, {
-    options: { daily: { type: 'string' }, monthly: { type: 'string' }, total: { type: 'string' }, json: { type: 'boolean', default: false } },
+    options: { tenant: { type: 'string' }, daily: { type: 'string' }, monthly: { type: 'string' }, total: { type: 'string' }, json: { type: 'boolean', default: false } },
     allowPositionals: true,
   });
   const { scope, id } = subjectOf(positionals);
+  const tenant = tenantOf(scope, values.tenant);
   const patch: BudgetPatch = {};
   for (const period of BUDGET_PERIODS) {
     const v = values[period];
     if (v !== undefined) patch[period] = amountOf(v, `--${period}`);
   }
   if (Object.keys(patch).length === 0) throw new UsageError('give at least one of --daily, --monthly, --total');
-  await withRelayDatabase(io, (db) => new BudgetStore(db).update(scope, id, patch));
-  return show(scope, id, values.json, io);
+  await withRelayDatabase(io, (db) => new BudgetStore(db).update(scope, id, patch, tenant));
+  return show(scope, id, tenant, values.json, io);
 }
 
 const SUBCOMMANDS: Record<string, (argv: string[], io: CliIo) => Promise<number>> = { list, show: showCommand, set };
