@@ -543,10 +543,22 @@
     return q;
   }
 
-  /** Arguments as compact JSON text (the model's own text when it was not JSON). */
+  /**
+   * Arguments as one-line JSON with a space after each separator, so a long line wraps between
+   * values rather than inside a word. A string that is not JSON is shown as the model sent it.
+   */
   function argsText(a) {
     if (a === null || a === undefined) return '—';
-    return typeof a === 'string' ? a : JSON.stringify(a);
+    let v = a;
+    if (typeof a === 'string') {
+      try {
+        v = JSON.parse(a);
+      } catch {
+        return a;
+      }
+    }
+    // Indented output has real newlines only between tokens (inside strings they are escaped).
+    return JSON.stringify(v, null, 1).replace(/\n\s*/g, ' ');
   }
 
   function expiresIn(iso) {
@@ -590,18 +602,20 @@
       );
     arm(approve, true, 'Confirm approve');
     arm(reject, false, 'Confirm reject');
-    const expires = el('td', { class: 'num', 'data-expires': a.expires_at }, a.status === 'pending' ? expiresIn(a.expires_at) : '—');
+    const expires = el('td', { class: 'num', 'data-label': 'Expires', 'data-expires': a.expires_at }, a.status === 'pending' ? expiresIn(a.expires_at) : '—');
+    // data-label: on a phone each approval is a card with labelled lines (admin.css), so the
+    // decision buttons are on screen rather than at the far end of a sideways-scrolling table.
     return el(
       'tr',
       { 'data-approval': a.id, class: a.status },
-      el('td', {}, when(a.created_at)),
+      el('td', { class: 'when', 'data-label': 'Requested' }, when(a.created_at)),
       expires,
-      el('td', {}, a.user, a.tenant ? el('small', { class: 'muted' }, ` · ${a.tenant}`) : null),
-      el('td', {}, el('strong', {}, a.name), el('br'), el('small', { class: 'muted' }, `${a.kind} · ${a.approver} approval`)),
-      el('td', { class: 'args' }, el('code', {}, argsText(a.arguments))),
-      el('td', {}, a.decided_by || '—', a.reason ? el('div', { class: 'muted' }, a.reason) : null),
-      el('td', {}, el('span', { class: `pill ${a.status}` }, a.status)),
-      el('td', {}, a.status === 'pending' ? decision : a.decided_at ? when(a.decided_at) : '—'),
+      el('td', { class: 'who', 'data-label': 'User' }, a.user, a.tenant ? el('small', { class: 'muted' }, ` · ${a.tenant}`) : null),
+      el('td', { 'data-label': 'Tool' }, el('strong', {}, a.name), el('br'), el('small', { class: 'muted' }, `${a.kind} · ${a.approver} approval`)),
+      el('td', { class: 'args', 'data-label': 'Arguments' }, el('code', {}, argsText(a.arguments))),
+      el('td', { 'data-label': 'Decided by' }, a.decided_by || '—', a.reason ? el('div', { class: 'muted' }, a.reason) : null),
+      el('td', { 'data-label': 'Status' }, el('span', { class: `pill ${a.status}` }, a.status)),
+      el('td', { class: 'decision', 'data-label': 'Decision' }, a.status === 'pending' ? decision : a.decided_at ? when(a.decided_at) : '—'),
     );
   }
 
@@ -655,6 +669,16 @@
     return o === 'completed' || o === 'approved' ? 'ok' : o === 'rejected' || o === 'expired' ? 'expired' : 'revoked';
   }
 
+  /** A session id shortened to fit the table; a click filters the log to that session. */
+  function sessionLink(id) {
+    const b = el('button', { type: 'button', class: 'link', title: `${id} (show only this session)` }, id.length > 14 ? `${id.slice(0, 12)}…` : id);
+    b.addEventListener('click', () => {
+      $('#toolcall-filter').elements.namedItem('session_id').value = id;
+      void guarded(loaders.toolcalls);
+    });
+    return b;
+  }
+
   loaders.toolcalls = async function loadToolCalls() {
     const q = toolCallQuery();
     q.set('limit', String(TOOLCALL_LIMIT));
@@ -671,16 +695,16 @@
         el(
           'tr',
           { 'data-call': c.call_id },
-          el('td', {}, when(c.created_at)),
-          el('td', {}, c.user, c.tenant ? el('small', { class: 'muted' }, ` · ${c.tenant}`) : null),
+          el('td', { class: 'when' }, when(c.created_at)),
+          el('td', { class: 'who' }, c.user, c.tenant ? el('small', { class: 'muted' }, ` · ${c.tenant}`) : null),
           el('td', {}, el('strong', {}, c.tool), c.kind !== 'function' ? el('small', { class: 'muted' }, ` · ${c.kind}`) : null),
           el('td', {}, el('span', { class: `pill ${outcomeClass(c.outcome)}` }, c.outcome.replace(/_/g, ' '))),
           el('td', {}, c.approval_decision ? `${c.approval_decision} by ${c.approval_by || '—'}` : '—'),
           el('td', { class: 'num' }, c.webhook_status === null ? '—' : String(c.webhook_status)),
           el('td', { class: 'num' }, c.latency_ms === null ? '—' : `${c.latency_ms} ms`),
           el('td', { class: 'num' }, `${c.output_bytes} B`),
-          el('td', { class: 'args' }, c.arguments === null ? el('span', { class: 'muted', title: `sha256 ${c.arguments_sha256}` }, `sha256 ${c.arguments_sha256.slice(0, 12)}…`) : el('code', {}, c.arguments)),
-          el('td', { class: 'id' }, c.session_id),
+          el('td', { class: 'args' }, c.arguments === null ? el('span', { class: 'muted', title: `sha256 ${c.arguments_sha256}` }, `sha256 ${c.arguments_sha256.slice(0, 12)}…`) : el('code', {}, argsText(c.arguments))),
+          el('td', { class: 'id' }, sessionLink(c.session_id)),
         ),
       ),
     );

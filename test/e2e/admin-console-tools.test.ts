@@ -122,7 +122,7 @@ describe('admin console: tool approvals and tool calls (Chromium)', () => {
     expect(text).toContain('wire_operator');
     expect(text).toContain('acme');
     expect(text).toContain('operator approval');
-    expect(text).toContain('"party_size":1');
+    expect(text).toContain('"party_size": 1');
     expect(text).toMatch(/in 0:[0-2]\d/); // 30 s approval timeout
     await shot('02-approval-pending');
     await row.locator('input.reason').fill('checked by ops');
@@ -194,12 +194,18 @@ describe('admin console: tool approvals and tool calls (Chromium)', () => {
     expect(kimText).toContain('completed');
     expect(kimText).toMatch(/approved by operator:/);
     expect(kimText).toContain('200');
-    expect(kimText).toContain('"party_size":1');
+    expect(kimText).toContain('"party_size": 1');
     const lou = (await page.locator('#toolcalls-table tbody tr', { hasText: 'lou' }).textContent()) ?? '';
     expect(lou).toContain('rejected');
     expect(lou).not.toContain('200');
     await shot('05-toolcalls');
 
+    // A session id filters the log to that session.
+    await page.locator('#toolcalls-table tbody tr', { hasText: 'lou' }).locator('button.link').click();
+    await pageTrue(`document.querySelectorAll('#toolcalls-table tbody tr').length === 1`);
+    expect(await page.inputValue('#toolcall-filter [name="session_id"]')).toMatch(/^rs_/);
+    expect(await page.textContent('#toolcalls-table tbody')).toContain('lou');
+    await page.fill('#toolcall-filter [name="session_id"]', '');
     await page.fill('#toolcall-filter [name="user"]', 'kim');
     await page.click('#toolcall-filter button[type="submit"]');
     await pageTrue(`document.querySelectorAll('#toolcalls-table tbody tr').length === 1`);
@@ -251,6 +257,17 @@ describe('admin console: tool approvals and tool calls (Chromium)', () => {
       expect(await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth')).toBeLessThanOrEqual(0);
       await shot(`07-phone-${tab}`);
     }
+    // Each approval is a card there: the decision buttons are on screen, no sideways scrolling.
+    await page.click('[data-tab="approvals"]');
+    const approve = pendingRow('nia').locator('button', { hasText: 'Approve' });
+    const box = await approve.boundingBox();
+    expect(box).not.toBeNull();
+    expect(box!.x + box!.width).toBeLessThanOrEqual(390);
+    expect(await page.evaluate<number>(`(() => { const w = document.querySelector('#tab-approvals .table-wrap'); return w.scrollWidth - w.clientWidth; })()`)).toBeLessThanOrEqual(0);
+    await approve.click();
+    await pendingRow('nia').locator('button', { hasText: 'Confirm approve' }).click();
+    await nthDone(c, 2);
+    await shot('08-phone-approved');
     c.close();
     expect(problems).toEqual([]);
   });
