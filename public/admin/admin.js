@@ -120,6 +120,7 @@
   function signOut(message) {
     sessionStorage.removeItem(TOKEN_KEY);
     stopLive();
+    stopApprovals();
     $('#app').hidden = true;
     $('#sign-out').hidden = true;
     $('#signin').hidden = false;
@@ -145,6 +146,7 @@
     for (const s of document.querySelectorAll('.tab')) s.hidden = s.id !== `tab-${name}`;
     if (location.hash.slice(1) !== name) history.replaceState(null, '', `#${name}`);
     if (name !== 'live') stopLive();
+    if (name !== 'approvals') stopApprovals();
     void guarded(loaders[name]);
   }
 
@@ -521,6 +523,207 @@
     setTimeout(() => URL.revokeObjectURL(url), 10000);
   }
 
+  // ---- tool approvals -----------------------------------------------------------------------
+
+  let approvalsTimer = null;
+  function stopApprovals() {
+    if (approvalsTimer) clearInterval(approvalsTimer);
+    approvalsTimer = null;
+  }
+  /** Rows by approval id, kept across refreshes so a reason being typed is not wiped. */
+  const approvalRows = new Map();
+
+  function approvalQuery() {
+    const f = new FormData($('#approval-filter'));
+    const q = new URLSearchParams();
+    for (const k of ['status', 'user', 'tenant']) {
+      const v = String(f.get(k) || '').trim();
+      if (v) q.set(k, v);
+    }
+    return q;
+  }
+
+  /**
+   * Arguments as one-line JSON with a space after each separator, so a long line wraps between
+   * values rather than inside a word. A string that is not JSON is shown as the model sent it.
+   */
+  function argsText(a) {
+    if (a === null || a === undefined) return '—';
+    let v = a;
+    if (typeof a === 'string') {
+      try {
+        v = JSON.parse(a);
+      } catch {
+        return a;
+      }
+    }
+    // Indented output has real newlines only between tokens (inside strings they are escaped).
+    return JSON.stringify(v, null, 1).replace(/\n\s*/g, ' ');
+  }
+
+  function expiresIn(iso) {
+    const left = Date.parse(iso) - Date.now();
+    return left > 0 ? `in ${duration(left)}` : 'expired';
+  }
+
+  function approvalRow(a) {
+    const reason = el('input', { class: 'reason', name: 'reason', maxlength: 1000, placeholder: 'Reason (optional)', 'aria-label': 'Reason' });
+    const approve = el('button', { class: 'approve' }, 'Approve');
+    const reject = el('button', { class: 'danger' }, 'Reject');
+    const decision = el('div', { class: 'decide' }, reason, el('div', { class: 'buttons' }, approve, reject));
+    // Two clicks, as for hang-up and revoke: a stray tap must not run (or refuse) a payment.
+    const arm = (button, approveIt, label) =>
+      button.addEventListener('click', () =>
+        guarded(async () => {
+          if (!button.classList.contains('armed')) {
+            for (const b of [approve, reject]) {
+              b.classList.remove('armed');
+              b.textContent = b === approve ? 'Approve' : 'Reject';
+            }
+            button.classList.add('armed');
+            button.textContent = label;
+            return;
+          }
+          approve.disabled = true;
+          reject.disabled = true;
+          reason.disabled = true;
+          button.textContent = approveIt ? 'Approving…' : 'Rejecting…';
+          const body = { approve: approveIt };
+          const r = reason.value.trim();
+          if (r) body.reason = r;
+          try {
+            await api('POST', `/admin/tool_approvals/${encodeURIComponent(a.id)}`, body);
+          } finally {
+            // Decided here or elsewhere (409): either way the list now shows what happened.
+            approvalRows.delete(a.id);
+            await refreshApprovals();
+          }
+        }),
+      );
+    arm(approve, true, 'Confirm approve');
+    arm(reject, false, 'Confirm reject');
+    const expires = el('td', { class: 'num', 'data-label': 'Expires', 'data-expires': a.expires_at }, a.status === 'pending' ? expiresIn(a.expires_at) : '—');
+    // data-label: on a phone each approval is a card with labelled lines (admin.css), so the
+    // decision buttons are on screen rather than at the far end of a sideways-scrolling table.
+    return el(
+      'tr',
+      { 'data-approval': a.id, class: a.status },
+      el('td', { class: 'when', 'data-label': 'Requested' }, when(a.created_at)),
+      expires,
+      el('td', { class: 'who', 'data-label': 'User' }, a.user, a.tenant ? el('small', { class: 'muted' }, ` · ${a.tenant}`) : null),
+      el('td', { 'data-label': 'Tool' }, el('strong', {}, a.name), el('br'), el('small', { class: 'muted' }, `${a.kind} · ${a.approver} approval`)),
+      el('td', { class: 'args', 'data-label': 'Arguments' }, el('code', {}, argsText(a.arguments))),
+      el('td', { 'data-label': 'Decided by' }, a.decided_by || '—', a.reason ? el('div', { class: 'muted' }, a.reason) : null),
+      el('td', { 'data-label': 'Status' }, el('span', { class: `pill ${a.status}` }, a.status)),
+      el('td', { class: 'decision', 'data-label': 'Decision' }, a.status === 'pending' ? decision : a.decided_at ? when(a.decided_at) : '—'),
+    );
+  }
+
+  async function refreshApprovals() {
+    const res = await api('GET', `/admin/tool_approvals?${approvalQuery()}`);
+    const seen = new Set();
+    const rows = res.data.map((a) => {
+      seen.add(a.id);
+      const kept = approvalRows.get(a.id);
+      // A pending row is kept as it is (its reason box and armed button survive the refresh).
+      if (kept && kept.status === a.status && a.status === 'pending') {
+        const cell = kept.row.querySelector('[data-expires]');
+        if (cell) cell.textContent = expiresIn(a.expires_at);
+        return kept.row;
+      }
+      const row = approvalRow(a);
+      approvalRows.set(a.id, { row, status: a.status });
+      return row;
+    });
+    for (const id of [...approvalRows.keys()]) if (!seen.has(id)) approvalRows.delete(id);
+    fill($('#approvals-table tbody'), rows);
+    $('#approvals-empty').textContent = approvalQuery().get('status') === 'pending' ? 'No tool calls are waiting for a decision.' : 'No tool approvals match these filters.';
+    $('#approvals-empty').hidden = rows.length > 0;
+    $('#approvals-updated').textContent = `Updated ${new Date().toLocaleTimeString()}`;
+  }
+
+  loaders.approvals = async function loadApprovals() {
+    stopApprovals();
+    approvalRows.clear();
+    await refreshApprovals();
+    if (approvalQuery().get('status') === 'pending') approvalsTimer = setInterval(() => void guarded(refreshApprovals), 3000);
+  };
+
+  // ---- tool calls ---------------------------------------------------------------------------
+
+  const TOOLCALL_LIMIT = 1000;
+  function toolCallQuery() {
+    const f = new FormData($('#toolcall-filter'));
+    const q = new URLSearchParams();
+    for (const k of ['user', 'tenant', 'tool', 'session_id', 'from']) {
+      const v = String(f.get(k) || '').trim();
+      if (v) q.set(k, v);
+    }
+    // The route's `to` is exclusive; the picked day is meant to be included.
+    const to = String(f.get('to') || '');
+    if (to) q.set('to', isoDay(new Date(Date.parse(`${to}T00:00:00Z`) + 86400000)));
+    return q;
+  }
+
+  function outcomeClass(o) {
+    return o === 'completed' || o === 'approved' ? 'ok' : o === 'rejected' || o === 'expired' ? 'expired' : 'revoked';
+  }
+
+  /** A session id shortened to fit the table; a click filters the log to that session. */
+  function sessionLink(id) {
+    const b = el('button', { type: 'button', class: 'link', title: `${id} (show only this session)` }, id.length > 14 ? `${id.slice(0, 12)}…` : id);
+    b.addEventListener('click', () => {
+      $('#toolcall-filter').elements.namedItem('session_id').value = id;
+      void guarded(loaders.toolcalls);
+    });
+    return b;
+  }
+
+  loaders.toolcalls = async function loadToolCalls() {
+    const q = toolCallQuery();
+    q.set('limit', String(TOOLCALL_LIMIT));
+    const res = await api('GET', `/admin/tool_calls?${q}`);
+    // The route answers oldest first; the newest matter most here.
+    const data = res.data.slice().reverse();
+    $('#toolcalls-note').textContent =
+      data.length >= TOOLCALL_LIMIT
+        ? `Showing the first ${TOOLCALL_LIMIT} calls in this range, newest first: narrow the dates to see later ones (the CSV export holds up to 10,000).`
+        : 'The audit log of every server-side tool call, newest first.';
+    fill(
+      $('#toolcalls-table tbody'),
+      data.map((c) =>
+        el(
+          'tr',
+          { 'data-call': c.call_id },
+          el('td', { class: 'when' }, when(c.created_at)),
+          el('td', { class: 'who' }, c.user, c.tenant ? el('small', { class: 'muted' }, ` · ${c.tenant}`) : null),
+          el('td', {}, el('strong', {}, c.tool), c.kind !== 'function' ? el('small', { class: 'muted' }, ` · ${c.kind}`) : null),
+          el('td', {}, el('span', { class: `pill ${outcomeClass(c.outcome)}` }, c.outcome.replace(/_/g, ' '))),
+          el('td', {}, c.approval_decision ? `${c.approval_decision} by ${c.approval_by || '—'}` : '—'),
+          el('td', { class: 'num' }, c.webhook_status === null ? '—' : String(c.webhook_status)),
+          el('td', { class: 'num' }, c.latency_ms === null ? '—' : `${c.latency_ms} ms`),
+          el('td', { class: 'num' }, `${c.output_bytes} B`),
+          el('td', { class: 'args' }, c.arguments === null ? el('span', { class: 'muted', title: `sha256 ${c.arguments_sha256}` }, `sha256 ${c.arguments_sha256.slice(0, 12)}…`) : el('code', {}, argsText(c.arguments))),
+          el('td', { class: 'id' }, sessionLink(c.session_id)),
+        ),
+      ),
+    );
+    $('#toolcalls-empty').hidden = data.length > 0;
+  };
+
+  async function exportToolCallsCsv() {
+    const q = toolCallQuery();
+    q.set('limit', '10000');
+    // Fetched with the bearer header and saved from a blob: the credential never goes in a URL.
+    const res = await api('GET', `/admin/tool_calls?${q}`, undefined, 'text/csv');
+    const url = URL.createObjectURL(new Blob([res.text], { type: 'text/csv' }));
+    const a = el('a', { href: url, download: `relay-tool-calls-${isoDay(new Date())}.csv` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  }
+
   // ---- wiring -------------------------------------------------------------------------------
 
   document.addEventListener('DOMContentLoaded', () => {
@@ -561,6 +764,15 @@
     });
     $('#sessions-more').addEventListener('click', () => void guarded(() => loadSessions(true)));
     $('#sessions-csv').addEventListener('click', () => void guarded(exportCsv));
+    $('#approval-filter').addEventListener('submit', (e) => {
+      e.preventDefault();
+      void guarded(loaders.approvals);
+    });
+    $('#toolcall-filter').addEventListener('submit', (e) => {
+      e.preventDefault();
+      void guarded(loaders.toolcalls);
+    });
+    $('#toolcalls-csv').addEventListener('click', () => void guarded(exportToolCallsCsv));
     window.addEventListener('resize', () => {
       if (chart) chart.setSize({ width: Math.max(280, $('#spend-chart').clientWidth), height: 320 });
     });
