@@ -103,6 +103,31 @@ describe.each([
     expect(toolNames(restored.session)).toEqual(expect.arrayContaining(['client_tool', 'book_table']));
   });
 
+  if (action === 'hangup') {
+    it('puts the continuation response.create through the budget admission: over budget, it is not sent and the call ends', async () => {
+      const user = 'call-dee';
+      const { peer, callId, key } = await liveCall(user);
+      const hangupsBefore = sim.stats.callHangups;
+      peer.send(userText('pay_user'));
+      peer.send({ type: 'response.create' });
+      await poll(() => dones(peer).length, (n) => n >= 1, 'the tool call');
+      const fc = outputItems(dones(peer)[0]!)[0]!;
+      expect(fc).toMatchObject({ type: 'function_call', name: 'pay_user' });
+      const auth = { authorization: `Bearer ${key}` };
+      const pending = await poll(async () => (await t.r.request<{ data: Ev[] }>('GET', '/v1/tool_approvals?status=pending', { headers: auth })).body.data, (d) => d.length === 1, 'the approval');
+      const put = await t.r.relay.app.inject({ method: 'PUT', url: `/admin/budgets/user/${user}`, headers: { authorization: `Bearer ${t.r.adminToken}` }, payload: { total_usd: '0' } });
+      expect(put.statusCode).toBe(200);
+      const ok = await t.r.request('POST', `/v1/tool_approvals/${String(pending[0]!.id)}`, { headers: auth, body: { approve: true } });
+      expect(ok.status).toBe(200);
+      // The tool ran (approved over HTTP) and its output went upstream; the continuation was refused.
+      await poll(() => sim.stats.callHangups, (n) => n === hangupsBefore + 1, 'the hangup');
+      expect(t.webhook.calls.filter((h) => h.body.call_id === fc.call_id)).toHaveLength(1);
+      expect(sim.call(callId)).toBeUndefined();
+      const relayCreates = sim.stats.receivedClientEvents.filter((e) => e.type === 'response.create' && e.raw.includes('relay_rc_'));
+      expect(relayCreates).toHaveLength(0);
+    });
+  }
+
   it(action === 'hangup' ? 'a forged output over the data channel hangs the call up' : 'a forged output over the data channel is counted and the call goes on', async () => {
     const { peer, callId } = await liveCall(`call-cy-${action}`);
     const hangupsBefore = sim.stats.callHangups;
