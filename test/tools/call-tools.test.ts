@@ -88,6 +88,8 @@ describe.each([
       .map((e) => e.item as Ev)
       .filter((i) => i.type === 'function_call_output');
     expect(outputs[0]).toMatchObject({ call_id: fc.call_id, output: JSON.stringify({ confirmed: true, echo: { party_size: 1, name: 'sample' } }) });
+    // The continuation was the relay's own response.create, sent on the sideband as a tracked request.
+    expect(sim.stats.receivedClientEvents.some((e) => e.type === 'response.create' && e.raw.includes('relay_rc_'))).toBe(true);
     // The relay's own output is not taken for a forgery.
     expect(t.r.relay.services.calls.get(callId)?.status).toBe('live');
     expect(await metrics()).not.toMatch(/relay_call_forged_tool_outputs_total\{[^}]*\} [1-9]/);
@@ -108,6 +110,9 @@ describe.each([
       const user = 'call-dee';
       const { peer, callId, key } = await liveCall(user);
       const hangupsBefore = sim.stats.callHangups;
+      // The simulator's stats span the describe's calls: count this call's relay-made response.create only.
+      const relayCreates = (): number => sim.stats.receivedClientEvents.filter((e) => e.type === 'response.create' && e.raw.includes('relay_rc_')).length;
+      const createsBefore = relayCreates();
       peer.send(userText('pay_user'));
       peer.send({ type: 'response.create' });
       await poll(() => dones(peer).length, (n) => n >= 1, 'the tool call');
@@ -123,8 +128,7 @@ describe.each([
       await poll(() => sim.stats.callHangups, (n) => n === hangupsBefore + 1, 'the hangup');
       expect(t.webhook.calls.filter((h) => h.body.call_id === fc.call_id)).toHaveLength(1);
       expect(sim.call(callId)).toBeUndefined();
-      const relayCreates = sim.stats.receivedClientEvents.filter((e) => e.type === 'response.create' && e.raw.includes('relay_rc_'));
-      expect(relayCreates).toHaveLength(0);
+      expect(relayCreates()).toBe(createsBefore);
     });
   }
 
