@@ -86,7 +86,7 @@ export interface RelayConfig {
   };
   relay: RelayLimits;
   /** WebRTC calls through the relay (src/routes/calls.ts). */
-  calls: { sidebandReattachMs: number; lockedFieldAction: 'restore' | 'hangup' };
+  calls: { sidebandReattachMs: number; lockedFieldAction: 'restore' | 'hangup'; forgedToolOutputAction: 'hangup' | 'log' };
   storage: {
     databaseUrl: string;
     spoolDir: string;
@@ -357,6 +357,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
     calls: {
       sidebandReattachMs: num('CALL_SIDEBAND_REATTACH_MS'),
       lockedFieldAction: str('CALL_LOCKED_FIELD_ACTION') as 'restore' | 'hangup',
+      forgedToolOutputAction: str('CALL_FORGED_TOOL_OUTPUT_ACTION') as 'hangup' | 'log',
     },
     storage: {
       databaseUrl: str('DATABASE_URL') ?? 'sqlite:./data/relay.db',

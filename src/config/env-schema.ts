@@ -45,6 +45,7 @@ export const envSchema = {
     DRAIN_TIMEOUT_MS: { type: 'integer', minimum: 0 },
     CALL_SIDEBAND_REATTACH_MS: { type: 'integer', minimum: 0 },
     CALL_LOCKED_FIELD_ACTION: { type: 'string', enum: ['restore', 'hangup'] },
+    CALL_FORGED_TOOL_OUTPUT_ACTION: { type: 'string', enum: ['hangup', 'log'] },
 
     DATABASE_URL: { type: 'string', pattern: '^(sqlite:|postgres://|postgresql://)' },
     SPOOL_DIR: { type: 'string', minLength: 1 },

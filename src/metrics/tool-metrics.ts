@@ -4,6 +4,8 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 export interface ToolMetricsSink {
   call(tool: string, outcome: string): void;
   webhookLatency(tool: string, seconds: number, status: string): void;
+  /** A forged function_call_output seen on a WebRTC call's sideband (reason: server_tool_output | unknown_call_id). */
+  forgedCallOutput?(reason: string, action: 'hangup' | 'log'): void;
 }
 
 /**
@@ -18,6 +20,12 @@ export function registerToolMetrics(registry: Registry, pendingApprovals: () => 
     help: 'Time from a tool webhook request to its answer (or timeout), by tool and HTTP status class.',
     labelNames: ['tool', 'status'],
     buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers,
+  });
+  const forged = new Counter({
+    name: 'relay_call_forged_tool_outputs_total',
+    help: 'function_call_output items a WebRTC device sent for a server tool or an unissued call id, seen on the sideband, by reason and action taken (hangup, log).',
+    labelNames: ['reason', 'action'],
     registers,
   });
   new Gauge({
@@ -35,5 +43,6 @@ export function registerToolMetrics(registry: Registry, pendingApprovals: () => 
   return {
     call: (tool, outcome) => calls.inc({ tool, outcome }),
     webhookLatency: (tool, seconds, status) => latency.observe({ tool, status }, seconds),
+    forgedCallOutput: (reason, action) => forged.inc({ reason, action }),
   };
 }

@@ -32,6 +32,15 @@ export interface CallSidebandOptions {
   onLost: (code: number) => void;
 }
 
+/**
+ * What a call's plan may do on its sideband: a tap's session, plus a response.create of the
+ * relay's own (a tool continuation) that the call matches to its response.created, so the budget
+ * hold taken when it was admitted follows that response (as RelaySession.sendResponseCreate does).
+ */
+export interface CallControl extends TapSession {
+  sendResponseCreate(event: string): void;
+}
+
 export type SidebandOpen = { ok: true; handshakeMs: number } | { ok: false; status: number | 'timeout' | 'network' };
 
 const OPEN = 1;

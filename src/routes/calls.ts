@@ -111,10 +111,20 @@ export const callRoutes: FastifyPluginAsync<CallRouteOptions> = async (app, o) =
         request.log.error({ err }, 'call setup failed');
         throw new HttpError(500, 'relay_error', 'The relay could not set up the call.');
       }
-      const result = await createUpstreamCall(o.provider, { sdp: offer.sdp, session }, o.config.upstream.connectTimeoutMs);
-      if (!result.ok) {
+      const notOpened = async (endReason: string): Promise<void> => {
         await lease.release();
-        await plan.onEnded?.({ sessionId, durationMs: 0, clientFrames: 0, clientBytes: 0, upstreamFrames: 0, upstreamBytes: 0, clientCloseCode: null, upstreamCloseCode: null, endReason: 'handshake_failed', unfinishedResponses: [], unacknowledgedRequests: 0, unacknowledgedRequestIds: [] });
+        await plan.onEnded?.({ sessionId, durationMs: 0, clientFrames: 0, clientBytes: 0, upstreamFrames: 0, upstreamBytes: 0, clientCloseCode: null, upstreamCloseCode: null, endReason, unfinishedResponses: [], unacknowledgedRequests: 0, unacknowledgedRequestIds: [] });
+      };
+      // Server tools (TOOLS_FILE) join the session the call is created with.
+      const withTools = plan.callSession?.(session) ?? { session };
+      if ('error' in withTools) {
+        await notOpened('refused');
+        const e = withTools.error;
+        throw new HttpError(400, e.code, e.message, e.type, e.param ? `session.${e.param}` : null);
+      }
+      const result = await createUpstreamCall(o.provider, { sdp: offer.sdp, session: withTools.session }, o.config.upstream.connectTimeoutMs);
+      if (!result.ok) {
+        await notOpened('handshake_failed');
         // As a WebSocket handshake failure: 44xx/45xx close codes are 4000 + the HTTP status.
         const f = result.failure;
         const status = f.closeCode >= 4400 && f.closeCode < 4600 ? f.closeCode - 4000 : 502;

@@ -9,7 +9,8 @@ import { CloseCode } from '../relay/close-codes';
 import { clientDialectOf, upstreamDialectFor } from '../relay/dialect/client-dialect';
 import { DialectTranslator } from '../relay/dialect/translator';
 import { errorEvent, type ProtocolError } from '../relay/protocol-errors';
-import { RelaySession, type SessionHooks, type SessionSummary, type TapSession } from '../relay/relay-session';
+import { RelaySession, type SessionHooks, type SessionSummary } from '../relay/relay-session';
+import type { CallControl } from '../relay/call-sideband';
 import type { SessionRegistry } from '../relay/session-registry';
 import type { UpstreamProvider } from '../upstream';
 import type { ModelResolution } from '../models/resolve';
@@ -36,8 +37,13 @@ export interface SessionPlan {
   hooks: SessionHooks;
   /** Called once the session exists, before any frame is relayed. */
   onStarted?: (session: RelaySession) => void;
-  /** A WebRTC call's counterpart of onStarted, once its sideband is attached (spend log, live view). */
-  onCallStarted?: (control: TapSession) => void;
+  /** A WebRTC call's counterpart of onStarted, once its sideband is attached (spend log, live view, server tools). */
+  onCallStarted?: (control: CallControl) => void;
+  /**
+   * A WebRTC call's session as the relay POSTs it upstream (server tools added), or why it is
+   * refused; the call's locked session.update, when it sets `tools`, goes through it too.
+   */
+  callSession?: (session: Record<string, unknown>) => { session: Record<string, unknown> } | { error: ProtocolError };
   /** Called after the session has ended on both legs (billing of leftovers, limit release). */
   onEnded?: (summary: SessionSummary) => Promise<void> | void;
 }

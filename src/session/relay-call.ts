@@ -15,8 +15,8 @@ import { canonicalSession, lockedSessionUpdate } from '../auth/locked-session';
 import type { Principal } from '../auth/principal';
 import type { RelayConfig } from '../config/config';
 import type { Lease } from '../limits';
-import { CallSideband } from '../relay/call-sideband';
-import type { ParsedEvent, TapSession } from '../relay/relay-session';
+import { CallSideband, type CallControl } from '../relay/call-sideband';
+import type { ParsedEvent } from '../relay/relay-session';
 import type { SessionPlan } from '../routes/realtime';
 import { hangupUpstreamCall, sidebandTarget } from '../upstream/calls';
 import type { UpstreamProvider } from '../upstream';
@@ -65,7 +65,10 @@ export class RelayCall {
   private lockedBaseline: string | null = null;
   private maxTimer: NodeJS.Timeout | null = null;
   private ending: Promise<void> | null = null;
-  private readonly control: TapSession;
+  private readonly control: CallControl;
+  /** The relay's own response.create frames not yet answered (event ids, oldest first). */
+  private readonly pendingRequests: string[] = [];
+  private requestSeq = 0;
   private frames = 0;
   private bytes = 0;
 
@@ -84,6 +87,7 @@ export class RelayCall {
         void this.end(code);
       },
       close: (_code, _reason, endReason) => void this.end(endReason ?? 'closed_by_relay'),
+      sendResponseCreate: (event) => this.sendResponseCreate(event),
     };
     this.sideband = this.newSideband();
   }
@@ -144,8 +148,34 @@ export class RelayCall {
       };
     });
     this.lockedBaseline = null;
-    if (!this.sideband.send(JSON.stringify(lockedSessionUpdate(locked, 'ga')))) return false;
+    if (!this.sideband.send(this.lockUpdate())) return false;
     return updated;
+  }
+
+  /** The locked session.update; when it sets tools, the plan's (server tools) are kept in it. */
+  private lockUpdate(): string {
+    const update = lockedSessionUpdate(this.o.principal.lockedSession ?? {}, 'ga') as { session: Record<string, unknown> };
+    const amended = 'tools' in update.session ? this.o.plan.callSession?.(update.session) : undefined;
+    return JSON.stringify(amended && 'session' in amended ? { ...update, session: amended.session } : update);
+  }
+
+  /**
+   * A response.create of the relay's own: the hold its admission took is tied to the answer, as on
+   * a WebSocket session (first unanswered request ↔ next response.created; an error naming its
+   * event_id releases it). A device response created in between takes the hold instead: each
+   * response is held once either way.
+   */
+  private sendResponseCreate(frame: string): void {
+    let event: ParsedEvent;
+    try {
+      event = JSON.parse(frame) as ParsedEvent;
+    } catch {
+      return;
+    }
+    const requestId = typeof event.event_id === 'string' ? event.event_id : `relay_rc_${this.sessionId}_${++this.requestSeq}`;
+    if (!this.sideband.send(JSON.stringify({ ...event, event_id: requestId }))) return;
+    this.pendingRequests.push(requestId);
+    this.o.plan.hooks.onResponseRequested?.(requestId);
   }
 
   private lockedView(session: unknown): string {
@@ -159,8 +189,18 @@ export class RelayCall {
 
   private onEvent(type: string, event: ParsedEvent): void {
     const id = (event.response as { id?: unknown } | undefined)?.id;
-    if (type === 'response.created' && typeof id === 'string') this.activeResponses.add(id);
-    else if (type === 'response.done' && typeof id === 'string') {
+    if (type === 'response.created' && typeof id === 'string') {
+      this.activeResponses.add(id);
+      const requestId = this.pendingRequests.shift();
+      if (requestId !== undefined) this.o.plan.hooks.onResponseRequestAnswered?.(requestId, { responseId: id });
+    } else if (type === 'error') {
+      const eventId = (event.error as { event_id?: unknown } | undefined)?.event_id;
+      const at = typeof eventId === 'string' ? this.pendingRequests.indexOf(eventId) : -1;
+      if (at >= 0) {
+        this.pendingRequests.splice(at, 1);
+        this.o.plan.hooks.onResponseRequestAnswered?.(eventId as string, { error: true });
+      }
+    } else if (type === 'response.done' && typeof id === 'string') {
       this.activeResponses.delete(id);
       if (this.activeResponses.size === 0) this.responsesSettled?.();
     } else if (type === 'session.updated') this.onSessionUpdated(event);
@@ -182,7 +222,7 @@ export class RelayCall {
     const hangup = this.o.config.calls.lockedFieldAction === 'hangup';
     this.o.logger.warn({ call_id: this.callId, session_id: this.sessionId, user: this.principal.user, action: hangup ? 'hangup' : 'restore' }, 'call: device changed a locked session field');
     if (hangup) void this.end('locked_field_changed');
-    else this.sideband.send(JSON.stringify(lockedSessionUpdate(this.o.principal.lockedSession, 'ga')));
+    else this.sideband.send(this.lockUpdate());
   }
 
   private async onSidebandLost(code: number): Promise<void> {

@@ -59,6 +59,11 @@ function describeArgumentErrors(errors: readonly ErrorObject[] | null | undefine
   return parts.join('; ') || 'the arguments do not match the tool schema';
 }
 
+/** JSON with object keys sorted: an upstream echo may reorder a tool's keys. */
+function canonicalJson(v: unknown): string {
+  return JSON.stringify(v, (_k, val: unknown) => (isObject(val) ? Object.fromEntries(Object.keys(val).sort().map((k) => [k, val[k]])) : val));
+}
+
 export function renderTool(t: ServerToolDefinition): Json {
   return { type: 'function', name: t.name, ...(t.description !== undefined ? { description: t.description } : {}), parameters: t.parameters };
 }
@@ -85,6 +90,12 @@ export class ToolRunner {
   private readonly ended = new AbortController();
   private transport: ToolTransport | null = null;
   private readonly work = new Set<Promise<void>>();
+  /** Outputs the relay itself sent, per call id (a WebRTC sideband sees them come back as items). */
+  private readonly ownOutputs = new Map<string, number>();
+  /** function_call_output items seen on a sideband, per call id, and those found forged. */
+  private readonly seenOutputs = new Map<string, number>();
+  private readonly forgedOutputs = new Map<string, number>();
+  private readonly seenItemIds = new Set<string>();
 
   constructor(
     private readonly service: ToolService,
@@ -149,6 +160,52 @@ export class ToolRunner {
       out.push(policy ? { ...t, require_approval: policy.require_approval } : t);
     }
     return { tools: [...out, ...this.rendered] };
+  }
+
+  /** A call's session (created by POST, before any client event): the client's tools plus the server's. */
+  withServerTools(clientTools: unknown[]): { tools: unknown[] } | { error: GuardDecision } {
+    return this.mergeTools(clientTools);
+  }
+
+  /** True when a session (as upstream echoed it) lacks a server tool, or carries a redefined one. */
+  lacksServerTools(tools: unknown): boolean {
+    if (this.rendered.length === 0) return false;
+    const have = new Set((Array.isArray(tools) ? tools : []).map(canonicalJson));
+    return this.rendered.some((t) => !have.has(canonicalJson(t)));
+  }
+
+  /** The session's tools with the server's put back: a client tool under a server tool's name is dropped. */
+  restoredTools(current: unknown): unknown[] {
+    const own = (Array.isArray(current) ? current : []).filter((t) => !(isObject(t) && (t.type ?? 'function') === 'function' && this.tools.has(str(t.name) ?? '')));
+    const merged = this.mergeTools(own);
+    return 'tools' in merged ? merged.tools : this.rendered;
+  }
+
+  /**
+   * A WebRTC sideband's view of the conversation: a function_call_output item the relay did not
+   * send for a server tool's call, or one for a call id the upstream never issued, is forged.
+   * The device's data channel cannot be filtered, so this is seen after the fact.
+   */
+  inspectSidebandItem(event: ParsedEvent): 'server_tool_output' | 'unknown_call_id' | null {
+    const item = event.item;
+    if (!isObject(item) || item.type !== 'function_call_output') return null;
+    // conversation.item.created / .added may both announce one item.
+    const itemId = str(item.id);
+    if (itemId !== undefined) {
+      if (this.seenItemIds.has(itemId)) return null;
+      this.seenItemIds.add(itemId);
+    }
+    const callId = str(item.call_id) ?? '';
+    const name = this.issued.get(callId);
+    if (name === undefined) return 'unknown_call_id';
+    if (!this.tools.has(name)) return null;
+    const seen = (this.seenOutputs.get(callId) ?? 0) + 1;
+    this.seenOutputs.set(callId, seen);
+    const forged = this.forgedOutputs.get(callId) ?? 0;
+    // More outputs for this call than the relay sent: this one is not the relay's.
+    if (seen - forged <= (this.ownOutputs.get(callId) ?? 0)) return null;
+    this.forgedOutputs.set(callId, forged + 1);
+    return 'server_tool_output';
   }
 
   /** session.update (tools in `session`) and response.create (tools in `response`). */
@@ -330,6 +387,7 @@ export class ToolRunner {
   }
 
   private sendOutput(callId: string, output: string): void {
+    this.ownOutputs.set(callId, (this.ownOutputs.get(callId) ?? 0) + 1);
     this.sendUpstream({ type: 'conversation.item.create', item: { type: 'function_call_output', call_id: callId, output } });
   }
 

@@ -28,6 +28,8 @@ export class ToolService {
   readonly webhookSecret: string;
   readonly auditArguments: 'full' | 'hash';
   readonly maxArgumentAttempts: number;
+  /** CALL_FORGED_TOOL_OUTPUT_ACTION: what a forged tool output seen on a call's sideband does. */
+  readonly forgedCallOutputAction: 'hangup' | 'log';
   readonly logger: Logger;
   metrics: ToolMetricsSink | null = null;
   private readonly validators = new Map<string, ValidateFunction>();
@@ -39,6 +41,7 @@ export class ToolService {
     this.webhookSecret = o.config.tools.webhookSecret ?? '';
     this.auditArguments = o.config.tools.auditArguments;
     this.maxArgumentAttempts = o.config.tools.maxArgumentAttempts;
+    this.forgedCallOutputAction = o.config.calls.forgedToolOutputAction;
     this.approvals = new ApprovalBroker(new ApprovalStore(o.db), o.approvalPollMs);
     this.calls = new ToolCallStore(o.db);
     // allErrors: the model is told everything that is wrong at once, not one problem per retry.

@@ -8,10 +8,12 @@
  * response.create gets. Whoever reworks that guard keeps passing it here.
  */
 import type { LockedSessionConfig } from '../auth/principal';
-import { errorEvent } from '../relay/protocol-errors';
-import type { GuardDecision, ParsedEvent, RelaySession, SessionHooks } from '../relay/relay-session';
+import type { CallControl } from '../relay/call-sideband';
+import { errorEvent, type ProtocolError } from '../relay/protocol-errors';
+import type { GuardDecision, ParsedEvent, RelaySession, SessionHooks, TapSession } from '../relay/relay-session';
 import type { SessionPlan } from '../routes/realtime';
 import { composeHooks } from '../session/compose-hooks';
+import { attachToCall, type CallToolWatch } from './call-tools';
 import { ToolRunner } from './runner';
 import type { ToolService } from './service';
 
@@ -30,6 +32,10 @@ export interface ToolSessionPlan {
   runner: ToolRunner;
   hooks: SessionHooks;
   onStarted(session: RelaySession): void;
+  /** A WebRTC call's sideband is attached: the runner acts through it (src/tools/call-tools.ts). */
+  onCallStarted(control: CallControl): void;
+  /** The session a WebRTC call is created with: server tools added. */
+  callSession(session: Record<string, unknown>): { session: Record<string, unknown> } | { error: ProtocolError };
   onEnded(): void;
 }
 
@@ -38,7 +44,13 @@ export function planToolSession(service: ToolService, ctx: ToolSessionContext): 
   const runner = new ToolRunner(service, { sessionId: ctx.sessionId, user: ctx.user, tenant: ctx.tenant ?? null, model: ctx.model });
   const lockedTools = Array.isArray(ctx.locked?.tools) ? (ctx.locked.tools as unknown[]) : undefined;
   const initial = runner.initialSessionUpdate(lockedTools, ctx.dialect);
-  const tap = (event: ParsedEvent): void => runner.onUpstreamEvent(event);
+  // Set once a WebRTC call's sideband is attached: the call's own checks (call-tools.ts) run then.
+  let call: CallToolWatch | null = null;
+  const tap = (event: ParsedEvent, session: TapSession): void => {
+    runner.onUpstreamEvent(event);
+    call?.onUpstreamEvent(event, session);
+  };
+  const callOnly = (event: ParsedEvent, session: TapSession): void => call?.onUpstreamEvent(event, session);
   const hooks: SessionHooks = {
     initialUpstreamFrames: initial ? [JSON.stringify(initial)] : [],
     clientGuards: {
@@ -47,7 +59,7 @@ export function planToolSession(service: ToolService, ctx: ToolSessionContext): 
       'conversation.item.create': runner.guardItemCreate,
       'relay.tool_approval.response': runner.guardApprovalResponse,
     },
-    upstreamTaps: Object.fromEntries(ToolRunner.UPSTREAM_TYPES.map((t) => [t, tap])),
+    upstreamTaps: { ...Object.fromEntries(ToolRunner.UPSTREAM_TYPES.map((t) => [t, tap])), 'session.updated': callOnly },
   };
   return {
     runner,
@@ -64,6 +76,14 @@ export function planToolSession(service: ToolService, ctx: ToolSessionContext): 
         sendClient: (event) => session.sendToClient(JSON.stringify(event)),
       });
     },
+    onCallStarted(control) {
+      call = attachToCall(runner, service, control, { sessionId: ctx.sessionId, user: ctx.user, admitResponse: ctx.admitResponse, toolsLocked: lockedTools !== undefined });
+    },
+    callSession(session) {
+      const merged = runner.withServerTools(Array.isArray(session.tools) ? (session.tools as unknown[]) : []);
+      if ('error' in merged) return { error: merged.error.action === 'reject' ? merged.error.error : { type: 'invalid_request_error', code: 'server_tool_name', message: 'A client tool takes a server tool name.' } };
+      return { session: { ...session, tools: merged.tools } };
+    },
     onEnded: () => runner.close(),
   };
 }
@@ -77,6 +97,15 @@ export function withToolPlan(plan: SessionPlan, tools: ToolSessionPlan | null): 
     onStarted: (session) => {
       tools.onStarted(session);
       plan.onStarted?.(session);
+    },
+    onCallStarted: (control) => {
+      tools.onCallStarted(control);
+      plan.onCallStarted?.(control);
+    },
+    // The plan's own call session first (none today), then the server tools.
+    callSession: (session) => {
+      const inner = plan.callSession?.(session) ?? { session };
+      return 'error' in inner ? inner : tools.callSession(inner.session);
     },
     onEnded: (summary) => {
       tools.onEnded();
