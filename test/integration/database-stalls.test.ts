@@ -6,16 +6,7 @@ import { freshPostgresUrl } from '../support/databases';
 import { startRelay, type RelayInstance } from '../support/relay-instance';
 import { holdSqliteLock } from '../support/sqlite-lock';
 import { delay, TestClient } from '../support/ws-client';
-
-async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 5000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let v = await read();
-  while (!ok(v) && Date.now() < deadline) {
-    await delay(25);
-    v = await read();
-  }
-  return v;
-}
+import { until } from '../support/until';
 
 /** Arrival times of every frame a socket receives, to find the longest silence. */
 function frameClock(ws: WebSocket): { times: number[]; maxGap: (from: number, to: number) => number } {

@@ -2,17 +2,8 @@ import { Client } from 'pg';
 import { costOf } from '../../src/metering/cost';
 import { freshPostgresUrl, TEST_POSTGRES_URL } from '../support/databases';
 import { startRelay, type RelayInstance } from '../support/relay-instance';
-import { delay, refusedUpgrade, TestClient } from '../support/ws-client';
-
-async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 5000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let v = await read();
-  while (!ok(v) && Date.now() < deadline) {
-    await delay(25);
-    v = await read();
-  }
-  return v;
-}
+import { refusedUpgrade, TestClient } from '../support/ws-client';
+import { until } from '../support/until';
 
 describe('metering through the relay', () => {
   const relays: RelayInstance[] = [];

@@ -3,16 +3,7 @@ import type { LedgerEntry } from '../../src/storage/ledger';
 import { startRelay, type RelayInstance } from '../support/relay-instance';
 import { ScriptedUpstream, TEN_MILLICENT_NANOS, TEN_MILLICENT_USAGE } from '../support/scripted-upstream';
 import { delay, TestClient } from '../support/ws-client';
-
-async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 8000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let v = await read();
-  while (!ok(v) && Date.now() < deadline) {
-    await delay(25);
-    v = await read();
-  }
-  return v;
-}
+import { until } from '../support/until';
 
 async function rowsOf(r: RelayInstance, user: string): Promise<Array<Pick<LedgerEntry, 'responseId' | 'status' | 'estimated' | 'costNanos'> & { inputText: number }>> {
   const rows = await r.relay.services.db.query<Record<string, unknown>>(

@@ -6,7 +6,8 @@ import { Registry } from 'prom-client';
 import { openModelPolicy } from '../../src/models';
 import { ModelLifecycle } from '../../src/models/lifecycle';
 import { startRelay, type RelayInstance } from '../support/relay-instance';
-import { delay, refusedUpgrade, TestClient } from '../support/ws-client';
+import { refusedUpgrade, TestClient } from '../support/ws-client';
+import { until } from '../support/until';
 
 /** A lifecycle for the simulator (it has none by default): one model shut down, one deprecated. */
 const LIFECYCLE = {
@@ -19,16 +20,6 @@ const LIFECYCLE = {
     },
   },
 };
-
-async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 8000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let v = await read();
-  while (!ok(v) && Date.now() < deadline) {
-    await delay(25);
-    v = await read();
-  }
-  return v;
-}
 
 describe('model lifecycle', () => {
   let dir: string;

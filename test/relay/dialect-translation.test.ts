@@ -3,23 +3,14 @@ import path from 'node:path';
 import { costOf } from '../../src/metering/cost';
 import { RealtimeSimulator } from '../../src/simulator';
 import { startRelay, type RelayInstance } from '../support/relay-instance';
-import { delay, TestClient } from '../support/ws-client';
+import { TestClient } from '../support/ws-client';
+import { until } from '../support/until';
 
 /** A beta-era app's own frames, byte for byte (event_id before type, as openai-realtime-api-beta wrote them). */
 const BETA_FRAMES = readFileSync(path.join(__dirname, 'fixtures', 'beta-conversation.jsonl'), 'utf8').split('\n').filter((l) => l !== '');
 
 const GA_ONLY_TYPES = ['response.output_audio.delta', 'response.output_audio.done', 'response.output_audio_transcript.delta', 'response.output_text.delta', 'conversation.item.added', 'conversation.item.done'];
 const BETA_ONLY_TYPES = ['response.audio.delta', 'response.audio.done', 'response.audio_transcript.delta', 'response.text.delta', 'conversation.created'];
-
-async function until<T>(read: () => Promise<T> | T, ok: (v: T) => boolean, ms = 8000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let v = await read();
-  while (!ok(v) && Date.now() < deadline) {
-    await delay(25);
-    v = await read();
-  }
-  return v;
-}
 
 type Json = Record<string, unknown>;
 

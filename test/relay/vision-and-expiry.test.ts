@@ -1,16 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { startRelay, type RelayInstance } from '../support/relay-instance';
-import { delay, TestClient } from '../support/ws-client';
-
-async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 8000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let v = await read();
-  while (!ok(v) && Date.now() < deadline) {
-    await delay(25);
-    v = await read();
-  }
-  return v;
-}
+import { TestClient } from '../support/ws-client';
+import { until } from '../support/until';
 
 describe('vision input and session expiry through the relay', () => {
   let r: RelayInstance | undefined;
